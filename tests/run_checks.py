@@ -1,0 +1,98 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Run every check `make test` promises, in the installed collection, and print one summary.
+
+Usage: python tests/run_checks.py [sanity|lint|unit|integration|molecule ...]
+Each stage's full output goes to $SREOPS_LOG_DIR/<stage>.log; a failing stage's tail is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOG_DIR = os.environ.get("SREOPS_LOG_DIR", os.path.join(ROOT, ".logs"))
+# Target Pythons the collection supports besides the controller's; compiled where this machine has them.
+TARGET_PYTHONS = ("3.9", "3.10", "3.12", "3.13")
+
+
+def sanity() -> list[list[str]]:
+    controller = f"{sys.version_info.major}.{sys.version_info.minor}"
+    commands = [["ansible-test", "sanity", "--requirements", "--python", controller, "--color", "no"]]
+    for version in TARGET_PYTHONS:
+        if shutil.which(f"python{version}") and version != controller:
+            commands.append(["ansible-test", "sanity", "--test", "compile", "--python", version, "--color", "no"])
+    return commands
+
+
+STAGES = {
+    "sanity": sanity,
+    "lint": lambda: [["ansible-lint", "--offline", "--profile", "production", "--nocolor"]],
+    "unit": lambda: [[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"]],
+    "integration": lambda: [[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration"]],
+    "molecule": lambda: [["molecule", "test", "--all"]],
+}
+
+
+def run_stage(name: str) -> tuple[bool, float, str]:
+    os.makedirs(LOG_DIR, exist_ok=True)
+    log_path = os.path.join(LOG_DIR, f"{name}.log")
+    started = time.monotonic()
+    ok = True
+    with open(log_path, "wb") as log:
+        for command in STAGES[name]():
+            log.write(f"$ {' '.join(command)}\n".encode())
+            log.flush()
+            proc = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+            if proc.returncode != 0:
+                log.write(f"exit status {proc.returncode}\n".encode())
+                ok = False
+                break
+    return ok, time.monotonic() - started, log_path
+
+
+def tail(path: str, lines: int = 60) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        content = [line for line in handle if "is ignored: it is neither a file nor a directory" not in line]
+    return "".join(content[-lines:])
+
+
+def closing_line(path: str) -> str:
+    """The pytest summary line of a stage's log, if it ran pytest."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        found = [line.strip().strip("=").strip() for line in handle if " passed" in line or " failed" in line]
+    return found[-1] if found else ""
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(STAGES)
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        print(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    results = []
+    total_started = time.monotonic()
+    for name in names:
+        print(f"--- {name} ...", flush=True)
+        ok, elapsed, log_path = run_stage(name)
+        detail = closing_line(log_path) if name in ("unit", "integration") else ""
+        print(f"--- {name}: {'PASSED' if ok else 'FAILED'} in {elapsed:.0f}s {detail}  (log: {log_path})", flush=True)
+        if not ok:
+            print(tail(log_path), flush=True)
+        results.append((name, ok))
+    passed = sum(1 for _, ok in results if ok)
+    failed = len(results) - passed
+    print("=" * 20 + f" summary ({time.monotonic() - total_started:.0f}s) " + "=" * 20)
+    for name, ok in results:
+        print(f"{'PASSED' if ok else 'FAILED'} {name}")
+    print(f"checks: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The demo app's release behaviours, exercised in-process on a free loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from http.server import ThreadingHTTPServer
+
+import pytest
+
+from sreops_fleet.demo_app import app as demo
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(**config):
+        application = demo.App({"listen": "127.0.0.1", "port": 0, "version": "vX", **config})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), demo.make_handler(application))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, json.loads(body), response
+
+
+def test_healthy_release_answers_every_endpoint(serve):
+    port = serve()
+    assert get(port, "/healthz")[0] == 200
+    status, body, response = get(port, "/version")
+    assert status == 200 and body["version"] == "vX"
+    assert response.getheader("X-App-Version") == "vX"
+    assert all(get(port, "/")[0] == 200 for _ in range(20))
+    assert get(port, "/nope")[0] == 404
+
+
+def test_error_release_fails_one_in_five_main_requests_but_stays_healthy(serve):
+    port = serve(error_every=5)
+    statuses = [get(port, "/")[0] for _ in range(50)]
+    assert statuses.count(500) == 10
+    assert all(get(port, "/healthz")[0] == 200 for _ in range(10))
+
+
+def test_slow_release_adds_latency_to_main_endpoint_only(serve):
+    port = serve(extra_latency_ms=300)
+    started = time.monotonic()
+    get(port, "/healthz")
+    fast = time.monotonic() - started
+    started = time.monotonic()
+    assert get(port, "/")[0] == 200
+    slow = time.monotonic() - started
+    assert fast < 0.2
+    assert slow >= 0.3
+
+
+def test_config_merges_release_and_host_files(tmp_path):
+    (tmp_path / "release.json").write_text(json.dumps({"version": "v3", "error_every": 5}))
+    host = tmp_path / "app.json"
+    host.write_text(json.dumps({"listen": "127.0.0.42", "port": 9000}))
+    config = demo.load_config(str(tmp_path), str(host))
+    assert config["version"] == "v3" and config["error_every"] == 5
+    assert (config["listen"], config["port"]) == ("127.0.0.42", 9000)
