@@ -40,6 +40,8 @@ def _default_collections_path() -> str:
 
 DEFAULT_COLLECTIONS_PATH = _default_collections_path()
 STATE_FILE = "fleet.json"
+# Each host gets its own copy of these; the run directory must live elsewhere so hosts can read it.
+PRIVATE_MOUNTS = ("/srv", "/var/backups", "/run", "/root", "/etc")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -110,6 +112,12 @@ class FleetConfig:
         if not ipaddress.IPv4Address(last).is_loopback:
             raise FleetError(f"address_base {self.address_base} leaves no room for {self.hosts} hosts in 127.0.0.0/8")
         self.run_dir = os.path.abspath(self.run_dir)
+        for private in PRIVATE_MOUNTS:
+            if self.run_dir == private or self.run_dir.startswith(private + os.sep):
+                raise FleetError(
+                    f"run_dir {self.run_dir} is under {private}, which every host mounts privately, so the hosts "
+                    "could not read their own configuration; choose a run directory elsewhere (e.g. under /tmp)"
+                )
 
     @property
     def lb_address(self) -> str:
@@ -390,6 +398,9 @@ class Fleet:
                     "ansible_user": "root",
                     "ansible_port": cfg.ssh_port,
                     "ansible_python_interpreter": "/usr/bin/python3",
+                    # Connection facts live in the inventory too, so it works under any ansible.cfg (molecule's).
+                    "ansible_ssh_private_key_file": self.path("id_ed25519"),
+                    "ansible_ssh_common_args": self._ssh_trust_args(),
                     "fleet_lb_url": self.lb_url,
                     "fleet_stats_url": self.stats_url,
                     "fleet_run_dir": self.run_dir,
@@ -421,11 +432,11 @@ class Fleet:
             json.dump(inventory, handle, indent=2)
             handle.write("\n")
 
+    def _ssh_trust_args(self) -> str:
+        return f"-o UserKnownHostsFile={self.path('known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+
     def _write_ansible_cfg(self) -> None:
-        ssh_args = (
-            f"-o UserKnownHostsFile={self.path('known_hosts')} -o StrictHostKeyChecking=yes "
-            "-o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes -o BatchMode=yes"
-        )
+        ssh_args = f"{self._ssh_trust_args()} -o ControlMaster=auto -o ControlPersist=60s -o BatchMode=yes"
         text = f"""\
 # Written by tests/fleet for the fleet in this directory; regenerated on every `up`.
 [defaults]

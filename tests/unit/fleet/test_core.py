@@ -18,11 +18,12 @@ from sreops_fleet import Fleet, FleetConfig, FleetError, haproxy, pid_alive
         ({"hosts": 0}, "hosts must be between"),
         ({"address_base": "10.0.0.1"}, "must be a loopback address"),
         ({"address_base": "127.255.255.250", "hosts": 10}, "leaves no room"),
+        ({"run_dir": "/root/.cache/fleet"}, "under /root, which every host mounts privately"),
     ],
 )
 def test_config_rejects_bad_settings(tmp_path, kwargs, message):
     with pytest.raises(FleetError, match=message):
-        FleetConfig(run_dir=str(tmp_path), **kwargs)
+        FleetConfig(**{"run_dir": str(tmp_path), **kwargs})
 
 
 def test_addresses_follow_the_base(tmp_path):
