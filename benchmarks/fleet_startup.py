@@ -24,7 +24,7 @@ def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     ups, downs, pings = [], [], []
     with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
-        for _ in range(runs):
+        for _run in range(runs):
             fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base="127.0.6.10", http_port=8000))
             started = time.perf_counter()
             fleet.up()

@@ -9,6 +9,7 @@ Each stage's full output goes to $SREOPS_LOG_DIR/<stage>.log; a failing stage's 
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -21,21 +22,35 @@ LOG_DIR = os.environ.get("SREOPS_LOG_DIR", os.path.join(ROOT, ".logs"))
 TARGET_PYTHONS = ("3.9", "3.10", "3.12", "3.13")
 
 
-def sanity() -> list[list[str]]:
+def find_python(version: str) -> str | None:
+    """A working pythonX.Y: on PATH if it runs (pyenv shims may not), else in pyenv's version directories."""
+    candidates = [shutil.which(f"python{version}") or ""]
+    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")), reverse=True)
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "--version"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+def sanity() -> list[tuple[list[str], dict[str, str] | None]]:
     controller = f"{sys.version_info.major}.{sys.version_info.minor}"
-    commands = [["ansible-test", "sanity", "--requirements", "--python", controller, "--color", "no"]]
+    commands: list[tuple[list[str], dict[str, str] | None]] = [
+        (["ansible-test", "sanity", "--requirements", "--python", controller, "--color", "no"], None)
+    ]
     for version in TARGET_PYTHONS:
-        if shutil.which(f"python{version}") and version != controller:
-            commands.append(["ansible-test", "sanity", "--test", "compile", "--python", version, "--color", "no"])
+        interpreter = find_python(version) if version != controller else None
+        if interpreter:
+            env = dict(os.environ, PATH=os.path.dirname(interpreter) + os.pathsep + os.environ["PATH"])
+            commands.append((["ansible-test", "sanity", "--test", "compile", "--python", version, "--color", "no"], env))
     return commands
 
 
 STAGES = {
     "sanity": sanity,
-    "lint": lambda: [["ansible-lint", "--offline", "--profile", "production", "--nocolor"]],
-    "unit": lambda: [[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"]],
-    "integration": lambda: [[sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration"]],
-    "molecule": lambda: [["molecule", "test", "--all"]],
+    "lint": lambda: [(["ansible-lint", "--offline", "--profile", "production", "--nocolor"], None)],
+    "unit": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], None)],
+    "integration": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration"], None)],
+    "molecule": lambda: [(["molecule", "test", "--all"], None)],
 }
 
 
@@ -45,10 +60,12 @@ def run_stage(name: str) -> tuple[bool, float, str]:
     started = time.monotonic()
     ok = True
     with open(log_path, "wb") as log:
-        for command in STAGES[name]():
+        for command, env in STAGES[name]():
             log.write(f"$ {' '.join(command)}\n".encode())
             log.flush()
-            proc = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
+            )
             if proc.returncode != 0:
                 log.write(f"exit status {proc.returncode}\n".encode())
                 ok = False
@@ -85,7 +102,7 @@ def main(argv: list[str]) -> int:
         if not ok:
             print(tail(log_path), flush=True)
         results.append((name, ok))
-    passed = sum(1 for _, ok in results if ok)
+    passed = sum(1 for _name, ok in results if ok)
     failed = len(results) - passed
     print("=" * 20 + f" summary ({time.monotonic() - total_started:.0f}s) " + "=" * 20)
     for name, ok in results:

@@ -48,15 +48,15 @@ def test_healthy_release_answers_every_endpoint(serve):
     status, body, response = get(port, "/version")
     assert status == 200 and body["version"] == "vX"
     assert response.getheader("X-App-Version") == "vX"
-    assert all(get(port, "/")[0] == 200 for _ in range(20))
+    assert all(get(port, "/")[0] == 200 for _i in range(20))
     assert get(port, "/nope")[0] == 404
 
 
 def test_error_release_fails_one_in_five_main_requests_but_stays_healthy(serve):
     port = serve(error_every=5)
-    statuses = [get(port, "/")[0] for _ in range(50)]
+    statuses = [get(port, "/")[0] for _i in range(50)]
     assert statuses.count(500) == 10
-    assert all(get(port, "/healthz")[0] == 200 for _ in range(10))
+    assert all(get(port, "/healthz")[0] == 200 for _i in range(10))
 
 
 def test_slow_release_adds_latency_to_main_endpoint_only(serve):
