@@ -67,16 +67,23 @@ def ssh(fleet: Fleet, host: str, command: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
-def make_fleet(tmp_path_factory: pytest.TempPathFactory, name: str, address_base: str, **kwargs: t.Any) -> Fleet:
+TEST_FLEETS_DIR = os.environ.get("SREOPS_TEST_FLEETS_DIR", "/tmp/sre-ops-test-fleets")
+
+
+def make_fleet(name: str, address_base: str, **kwargs: t.Any) -> Fleet:
+    """A fleet with a stable run directory per name, so one left by a killed test run is found and ended."""
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root")
-    run_dir = tmp_path_factory.mktemp(name)
-    return Fleet(FleetConfig(run_dir=str(run_dir / "fleet"), address_base=address_base, http_port=8000, **kwargs))
+    fleet = Fleet(FleetConfig(run_dir=os.path.join(TEST_FLEETS_DIR, name), address_base=address_base, http_port=8000, **kwargs))
+    if fleet.status()["state"] != "down":
+        ended = fleet.down()
+        print(f"ended a fleet left behind by an earlier run in {fleet.run_dir}: {', '.join(ended) or 'nothing alive'}")
+    return fleet
 
 
 @pytest.fixture(scope="session")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Fleet]:
-    instance = make_fleet(tmp_path_factory, "fleet", "127.0.2.10")
+def fleet() -> t.Iterator[Fleet]:
+    instance = make_fleet("integration", "127.0.2.10")
     instance.up()
     try:
         yield instance

@@ -103,8 +103,8 @@ def test_prometheus_exporter_and_runtime_api_are_there(fleet):
     assert b"app.test be_app" in answer and b"www.test be_blue" in answer
 
 
-def test_killed_run_is_recoverable_and_down_leaves_nothing(tmp_path_factory, releases_dir):
-    fleet = make_fleet(tmp_path_factory, "teardown", "127.0.3.10")
+def test_killed_run_is_recoverable_and_down_leaves_nothing(releases_dir):
+    fleet = make_fleet("teardown", "127.0.3.10")
     fleet.up()
     try:
         run = run_playbook(fleet, "sre.ops.demo", extra_vars={"demo_release_dir": releases_dir})
