@@ -100,3 +100,58 @@ def releases_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = str(tmp_path_factory.mktemp("releases"))
     build_all(out)
     return out
+
+
+def run_module(
+    fleet: Fleet,
+    hosts: str,
+    module: str,
+    args: dict[str, t.Any],
+    *ansible_args: str,
+    delegate_to: str | None = None,
+    tmp_dir: str,
+) -> tuple[PlaybookRun, dict[str, dict[str, t.Any]]]:
+    """Run one module task with ansible-playbook on the fleet; return the run and each host's result.
+
+    The task's result is written to a JSON file per host by a second task (never in check mode), so the
+    test asserts on exactly what the module returned, whatever the output callback shows.
+    """
+    import json  # pylint: disable=import-outside-toplevel
+
+    out_dir = os.path.join(tmp_dir, "results")
+    os.makedirs(out_dir, exist_ok=True)
+    task: dict[str, t.Any] = {"name": "module under test", module: args, "register": "module_result", "ignore_errors": True}
+    if delegate_to:
+        task["delegate_to"] = delegate_to
+    playbook = [{
+        "name": f"run {module}",
+        "hosts": hosts,
+        "gather_facts": False,
+        "tasks": [
+            task,
+            {
+                "name": "save the result",
+                "ansible.builtin.copy": {"content": "{{ module_result | to_json }}", "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json", "mode": "0600"},
+                "delegate_to": "localhost",
+                "check_mode": False,
+            },
+        ],
+    }]
+    path = os.path.join(tmp_dir, "playbook.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(playbook, handle)
+    for stale in os.listdir(out_dir):
+        os.unlink(os.path.join(out_dir, stale))
+    run = run_playbook(fleet, path, *ansible_args)
+    results = {}
+    for name in os.listdir(out_dir):
+        with open(os.path.join(out_dir, name), encoding="utf-8") as handle:
+            results[name[: -len(".json")]] = json.load(handle)
+    return run, results
+
+
+def deploy_demo(fleet: Fleet, releases: str, version: str, limit: str = "app") -> None:
+    """Put a demo release on hosts with the demo playbook (plain tasks), and wait until HAProxy sees them UP."""
+    run = run_playbook(fleet, "sre.ops.demo", "--limit", f"{limit}:lb", extra_vars={
+        "demo_release_dir": releases, "demo_version": version, "demo_verify_lb": str(limit == "app").lower()})
+    assert run.rc == 0, run.output

@@ -1,0 +1,164 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sre.ops.health_check over SSH against the fleet's demo app, HAProxy and sshd."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from .conftest import deploy_demo, run_module, ssh
+
+pytestmark = pytest.mark.fleet
+
+APP = ["web1", "web2", "web3", "web4"]
+
+
+@pytest.fixture(scope="module")
+def v1_everywhere(fleet, releases_dir):
+    deploy_demo(fleet, releases_dir, "v1")
+    return fleet
+
+
+def self_probes():
+    return [
+        {"name": "healthz", "url": "http://{{ app_listen_address }}:{{ app_port }}/healthz",
+         "json_conditions": [{"path": "status", "value": "ok"}, {"path": "host", "value": "{{ inventory_hostname }}"}]},
+        {"name": "main", "url": "http://{{ app_listen_address }}:{{ app_port }}/", "success_threshold": 5, "interval": 0.01},
+        {"name": "port", "type": "tcp", "host": "{{ app_listen_address }}", "port": 8080},
+        {"name": "sshd banner", "type": "tcp", "host": "{{ ansible_host }}", "port": 22, "expect": "^SSH-2\\.0"},
+        {"name": "process", "type": "command", "command": ["/srv/app/current/bin/appctl", "status"]},
+    ]
+
+
+def test_healthy_release_passes_on_every_host_probing_itself(v1_everywhere, tmp_path):
+    run, results = run_module(v1_everywhere, "app", "sre.ops.health_check", {"probes": self_probes()}, tmp_dir=str(tmp_path))
+    assert run.rc == 0, run.output
+    assert sorted(results) == APP
+    assert not any(r.get("failed") for r in results.values())
+    for host, result in results.items():
+        assert result["healthy"] is True and result["changed"] is False, result
+        assert result["summary"]["healthy"] == 5
+        main = next(p for p in result["probes"] if p["name"] == "main")
+        assert main["attempts"] == 5 and main["consecutive_passes"] == 5
+        assert main["latency_ms"]["p50"] <= main["latency_ms"]["max"]
+        assert host in result["probes"][0]["target"] or result["probes"][0]["target"].startswith("http://127.")
+
+
+def test_check_mode_really_probes_and_agrees(v1_everywhere, tmp_path):
+    args = {"probes": self_probes() + [{"name": "closed", "type": "tcp", "host": "{{ ansible_host }}", "port": 1}], "report_only": True}
+    normal, normal_results = run_module(v1_everywhere, "web1", "sre.ops.health_check", args, tmp_dir=str(tmp_path / "n"))
+    check, check_results = run_module(v1_everywhere, "web1", "sre.ops.health_check", args, "--check", tmp_dir=str(tmp_path / "c"))
+    assert normal.rc == check.rc == 0
+    summarize = lambda r: [(p["name"], p["healthy"], p["reason"], p["attempts"]) for p in r["web1"]["probes"]]  # noqa: E731
+    assert summarize(check_results) == summarize(normal_results)
+    assert ("closed", False, "connection refused", 1) in summarize(check_results)
+    assert check_results["web1"]["changed"] is False
+
+
+def test_bad_releases_fail_for_the_right_reason(v1_everywhere, releases_dir, tmp_path):
+    fleet = v1_everywhere
+    deploy_demo(fleet, releases_dir, "v3", limit="web2")
+    deploy_demo(fleet, releases_dir, "v4", limit="web3")
+    try:
+        probes = [
+            {"name": "web2 healthz", "url": "http://127.0.2.12:8080/healthz"},
+            {"name": "web2 main", "url": "http://127.0.2.12:8080/", "success_threshold": 20, "interval": 0.01},
+            {"name": "web3 main", "url": "http://127.0.2.13:8080/", "max_latency": 0.2},
+            {"name": "web1 main", "url": "http://127.0.2.11:8080/", "max_latency": 0.2},
+        ]
+        run, results = run_module(fleet, "localhost", "sre.ops.health_check", {"probes": probes}, tmp_dir=str(tmp_path))
+        assert run.rc == 0, run.output
+        result = results["localhost"]
+        assert result["failed"] is True, "an unhealthy probe must fail the task"
+        by_name = {p["name"]: p for p in result["probes"]}
+        assert by_name["web2 healthz"]["healthy"] and by_name["web1 main"]["healthy"]
+        assert by_name["web2 main"]["reason"] == "status 500 not in [2xx]"
+        assert by_name["web2 main"]["attempts"] <= 5, "v3 fails one request in five"
+        assert by_name["web3 main"]["reason"].startswith("latency 0.3") and by_name["web3 main"]["reason"].endswith("over max 0.2s")
+        assert result["msg"].startswith("2 of 4 probes unhealthy: web2 main (status 500 not in [2xx]); web3 main (latency 0.3")
+        assert result["failed_probes"] == ["web2 main", "web3 main"]
+    finally:
+        deploy_demo(fleet, releases_dir, "v1", limit="web2,web3")
+
+
+def test_stopped_app_fails_within_its_deadline(v1_everywhere, tmp_path):
+    fleet = v1_everywhere
+    assert ssh(fleet, "web4", "/srv/app/current/bin/appctl stop").returncode == 0
+    try:
+        args = {"mode": "wait", "deadline": 2, "interval": 0.2,
+                "probes": [{"name": "app", "url": "http://{{ app_listen_address }}:8080/healthz"}]}
+        started = time.monotonic()
+        run, results = run_module(fleet, "web4", "sre.ops.health_check", args, tmp_dir=str(tmp_path))
+        elapsed = time.monotonic() - started
+        assert run.rc == 0 and results["web4"]["failed"] is True
+        probe = results["web4"]["probes"][0]
+        assert not probe["healthy"] and probe["reason"].startswith("not healthy within the deadline after")
+        assert probe["reason"].endswith("connection refused")
+        assert probe["attempts"] >= 5
+        assert 2.0 <= results["web4"]["summary"]["elapsed_s"] < 2.6
+        assert elapsed < 15
+    finally:
+        assert ssh(fleet, "web4", "/srv/app/current/bin/appctl start").returncode == 0
+
+
+@pytest.fixture
+def slow_loris():
+    """An endpoint on the shared loopback that answers one byte every 0.2 s, never finishing (bounded at 20 s)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.2.200", 0))
+    server.listen(16)
+    stop = threading.Event()
+
+    def drip(conn):
+        end = time.monotonic() + 20
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set() and time.monotonic() < end:
+                conn.sendall(b"X-Slow: 1\r\n")
+                time.sleep(0.2)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _addr = server.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.2.200:{server.getsockname()[1]}/"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_slow_loris_endpoint_is_bounded_by_its_timeout(v1_everywhere, slow_loris, tmp_path):
+    args = {"timeout": 1, "probes": [{"name": "loris", "url": slow_loris}, {"name": "lb", "url": "{{ haproxy_frontend_url }}",
+                                                                                "headers": {"Host": "app.test"}}]}
+    run, results = run_module(v1_everywhere, "lb1", "sre.ops.health_check", args, tmp_dir=str(tmp_path))
+    result = results["lb1"]
+    assert run.rc == 0 and result["failed"] is True
+    assert result["msg"] == "1 of 2 probes unhealthy: loris (timeout after 1s)"
+    assert 1.0 <= result["summary"]["elapsed_s"] < 1.5
+
+
+def test_header_secrets_never_reach_the_output(v1_everywhere, tmp_path):
+    args = {"probes": [{"name": "lb", "url": "{{ haproxy_frontend_url }}",
+                        "headers": {"Host": "app.test", "Authorization": "Bearer sup3r-s3cret-t0ken"}}]}
+    run, results = run_module(v1_everywhere, "lb1", "sre.ops.health_check", args, "-vvv", tmp_dir=str(tmp_path))
+    assert run.rc == 0, run.output
+    assert results["lb1"]["healthy"]
+    assert "sup3r-s3cret-t0ken" not in run.output
+    assert "sup3r-s3cret-t0ken" not in str(results)
