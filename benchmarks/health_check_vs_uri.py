@@ -88,7 +88,7 @@ def main() -> int:
         print(f"{'sre.ops.health_check (one task)':<44}{ours_s:>10.2f}")
         print(f"{'  of which probing (summary.elapsed_s)':<44}{probe_s:>10.3f}" if probe_s is not None else "")
         if not args.skip_uri:
-            theirs_s, _ = timed(theirs, env)
+            theirs_s, _output = timed(theirs, env)
             print(f"{'ansible.builtin.uri loop':<44}{theirs_s:>10.2f}")
             print(f"ratio (uri loop / health_check, playbook wall time): {theirs_s / ours_s:.0f}x")
     server.shutdown()

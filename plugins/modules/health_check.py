@@ -17,10 +17,10 @@ description:
     its response one byte at a time.
   - The task fails when any probe is unhealthy, with a message naming each failing probe and why, unless O(report_only=true).
   - The module is read-only, so it runs in full in check mode; a C(--check) preview really checks health.
-  - Runs on the managed host (probing itself or its neighbours) or on the controller with C(delegate_to: localhost);
-    it needs only the Python standard library.
+  - "Runs on the managed host (probing itself or its neighbours) or on the controller with C(delegate_to: localhost);
+    it needs only the Python standard library."
 author:
-  - sre.ops developers
+  - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
   - sre.ops._attributes
 attributes:

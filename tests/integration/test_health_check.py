@@ -54,7 +54,10 @@ def test_check_mode_really_probes_and_agrees(v1_everywhere, tmp_path):
     normal, normal_results = run_module(v1_everywhere, "web1", "sre.ops.health_check", args, tmp_dir=str(tmp_path / "n"))
     check, check_results = run_module(v1_everywhere, "web1", "sre.ops.health_check", args, "--check", tmp_dir=str(tmp_path / "c"))
     assert normal.rc == check.rc == 0
-    summarize = lambda r: [(p["name"], p["healthy"], p["reason"], p["attempts"]) for p in r["web1"]["probes"]]  # noqa: E731
+
+    def summarize(results):
+        return [(p["name"], p["healthy"], p["reason"], p["attempts"]) for p in results["web1"]["probes"]]
+
     assert summarize(check_results) == summarize(normal_results)
     assert ("closed", False, "connection refused", 1) in summarize(check_results)
     assert check_results["web1"]["changed"] is False
@@ -145,8 +148,13 @@ def slow_loris():
 
 
 def test_slow_loris_endpoint_is_bounded_by_its_timeout(v1_everywhere, slow_loris, tmp_path):
-    args = {"timeout": 1, "probes": [{"name": "loris", "url": slow_loris}, {"name": "lb", "url": "{{ haproxy_frontend_url }}",
-                                                                                "headers": {"Host": "app.test"}}]}
+    args = {
+        "timeout": 1,
+        "probes": [
+            {"name": "loris", "url": slow_loris},
+            {"name": "lb", "url": "{{ haproxy_frontend_url }}", "headers": {"Host": "app.test"}},
+        ],
+    }
     run, results = run_module(v1_everywhere, "lb1", "sre.ops.health_check", args, tmp_dir=str(tmp_path))
     result = results["lb1"]
     assert run.rc == 0 and result["failed"] is True

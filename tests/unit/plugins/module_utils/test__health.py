@@ -131,19 +131,19 @@ def run(outcomes, wait=False, deadline=100.0, **settings):
 
 
 def test_rise_needs_consecutive_passes_and_a_failure_resets_it():
-    result, _ = run([True, False, True, True, True], success_threshold=3, failure_threshold=5)
+    result, _clock = run([True, False, True, True, True], success_threshold=3, failure_threshold=5)
     assert result["healthy"] and result["attempts"] == 5 and result["consecutive_passes"] == 3
 
 
 def test_fall_needs_consecutive_failures():
-    result, _ = run([False, False, True, False, False, False], success_threshold=2, failure_threshold=3)
+    result, _clock = run([False, False, True, False, False, False], success_threshold=2, failure_threshold=3)
     assert not result["healthy"]
     assert result["attempts"] == 6
     assert result["reason"] == "status 503 not in [2xx]"
 
 
 def test_flapping_endpoint_is_not_healthy():
-    result, _ = run([True, False] * 10, success_threshold=2, failure_threshold=99, deadline=15)
+    result, _clock = run([True, False] * 10, success_threshold=2, failure_threshold=99, deadline=15)
     assert not result["healthy"]
     assert result["reason"].startswith("not healthy within the deadline after")
 
@@ -177,6 +177,7 @@ def slow_loris():
                 conn, _addr = server.accept()
             except socket.timeout:
                 continue
+
             def drip(c=conn):
                 deadline = time.monotonic() + 10
                 try:
