@@ -155,3 +155,10 @@ def deploy_demo(fleet: Fleet, releases: str, version: str, limit: str = "app") -
     run = run_playbook(fleet, "sre.ops.demo", "--limit", f"{limit}:lb", extra_vars={
         "demo_release_dir": releases, "demo_version": version, "demo_verify_lb": str(limit == "app").lower()})
     assert run.rc == 0, run.output
+
+
+@pytest.fixture(scope="session")
+def v1_everywhere(fleet: Fleet, releases_dir: str) -> Fleet:
+    """The fleet with demo-app v1 on every app host, all servers UP in HAProxy."""
+    deploy_demo(fleet, releases_dir, "v1")
+    return fleet

@@ -18,12 +18,6 @@ pytestmark = pytest.mark.fleet
 APP = ["web1", "web2", "web3", "web4"]
 
 
-@pytest.fixture(scope="module")
-def v1_everywhere(fleet, releases_dir):
-    deploy_demo(fleet, releases_dir, "v1")
-    return fleet
-
-
 def self_probes():
     return [
         {"name": "healthz", "url": "http://{{ app_listen_address }}:{{ app_port }}/healthz",

@@ -8,6 +8,7 @@ from __future__ import annotations
 BACKEND_ALL = "be_app"
 BACKEND_BLUE = "be_blue"
 BACKEND_GREEN = "be_green"
+BACKEND_STATIC = "be_static"  # balance source: a static algorithm, weights only 0% or 100% at run time
 
 # Host header -> backend. app.test reaches every app server; www.test is the blue/green switch.
 DEFAULT_MAP = {"app.test": BACKEND_ALL, "www.test": BACKEND_BLUE}
@@ -18,10 +19,10 @@ def render_map(entries: dict[str, str] | None = None) -> str:
     return "".join(f"{key} {value}\n" for key, value in sorted(entries.items()))
 
 
-def _backend(name: str, servers: list[tuple[str, str, int]]) -> str:
+def _backend(name: str, servers: list[tuple[str, str, int]], balance: str = "roundrobin") -> str:
     lines = [
         f"backend {name}",
-        "    balance roundrobin",
+        f"    balance {balance}",
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
         "    http-response set-header X-Served-By %s",
@@ -73,4 +74,5 @@ frontend fe_stats
 
 {_backend(BACKEND_ALL, servers)}
 {_backend(BACKEND_BLUE, servers[:half])}
-{_backend(BACKEND_GREEN, servers[half:] or servers[:half])}"""
+{_backend(BACKEND_GREEN, servers[half:] or servers[:half])}
+{_backend(BACKEND_STATIC, servers, balance="source")}"""
