@@ -78,3 +78,44 @@ def test_config_merges_release_and_host_files(tmp_path):
     config = demo.load_config(str(tmp_path), str(host))
     assert config["version"] == "v3" and config["error_every"] == 5
     assert (config["listen"], config["port"]) == ("127.0.0.42", 9000)
+
+
+def test_stop_waits_for_inflight_requests_but_not_for_idle_keepalive(tmp_path):
+    """SIGTERM with an idle keep-alive connection open and one slow request in flight: the slow request
+    completes, and the process exits promptly instead of waiting on the idle connection."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "app.py").write_text(open(demo.__file__, encoding="utf-8").read())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (release / "release.json").write_text(json.dumps({"version": "v4", "extra_latency_ms": 500}))
+    (tmp_path / "app.json").write_text(json.dumps({"listen": "127.0.0.1", "port": port}))
+    pidfile = tmp_path / "app.pid"
+    proc = subprocess.Popen([sys.executable, str(release / "app.py"), "--host-config", str(tmp_path / "app.json"), "--pidfile", str(pidfile)])
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        idle.request("GET", "/healthz")
+        idle.getresponse().read()  # the connection stays open, idle
+        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        slow.request("GET", "/")
+        time.sleep(0.1)
+        started = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        response = slow.getresponse()
+        assert response.status == 200 and response.getheader("Connection") == "close"
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 2.0
+        assert not pidfile.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

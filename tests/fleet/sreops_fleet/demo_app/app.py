@@ -8,7 +8,9 @@ and the host (/etc/app/app.json: where to listen). Endpoints:
   /healthz  200 "ok" while serving (every release is healthy here, including the faulty ones)
   /version  JSON with version, host and pid
   /         the main endpoint; v3 answers every 5th request with 500, v4 adds 300 ms latency
-On SIGTERM it stops accepting, finishes in-flight requests and exits.
+On SIGTERM it stops accepting, finishes in-flight requests (waiting at most 10 s) and exits. Idle keep-alive
+connections (HAProxy keeps some open for reuse) do not hold the shutdown; once stopping, every response
+closes its connection.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ class App:
         self.hostname = socket.gethostname()
         self.counter = 0
         self.lock = threading.Lock()
+        self.inflight = 0
+        self.stopping = threading.Event()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.inflight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.inflight -= 1
+
+    def drain(self, timeout: float) -> None:
+        """Wait until no request is being processed (idle keep-alive connections do not count)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.inflight <= 0:
+                    return
+            time.sleep(0.01)
 
     def next_request_fails(self) -> bool:
         every = int(self.config.get("error_every") or 0)
@@ -57,6 +78,7 @@ def make_handler(app: App) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "sre-ops-demo"
         protocol_version = "HTTP/1.1"
+        timeout = 30  # idle keep-alive connections are closed after this many seconds
 
         def log_message(self, format: str, *args: object) -> None:  # pylint: disable=redefined-builtin
             return  # per-request logging would dominate the benchmarks
@@ -68,6 +90,9 @@ def make_handler(app: App) -> type:
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("X-App-Version", str(app.config["version"]))
             self.send_header("X-App-Host", app.hostname)
+            if app.stopping.is_set():
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
@@ -76,6 +101,13 @@ def make_handler(app: App) -> type:
             self.do_GET()
 
         def do_GET(self) -> None:  # pylint: disable=invalid-name
+            app.enter()
+            try:
+                self._get()
+            finally:
+                app.leave()
+
+        def _get(self) -> None:
             path = self.path.split("?", 1)[0]
             identity = {"version": app.config["version"], "host": app.hostname, "pid": os.getpid()}
             if path == "/healthz":
@@ -105,9 +137,12 @@ def main() -> int:
     app = App(load_config(HERE, args.host_config))
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer((app.config["listen"], int(app.config["port"])), make_handler(app))
-    server.daemon_threads = False
+    # Request threads are daemons so idle keep-alive connections cannot keep the process alive;
+    # in-flight requests are waited for explicitly below.
+    server.daemon_threads = True
 
     def stop(_signum: int, _frame: object) -> None:
+        app.stopping.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -119,6 +154,7 @@ def main() -> int:
         os.replace(tmp, args.pidfile)
     try:
         server.serve_forever(poll_interval=0.1)
+        app.drain(timeout=10.0)
     finally:
         server.server_close()
         if args.pidfile:

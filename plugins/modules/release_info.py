@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release_info
+short_description: Read the releases, the current release and the release ledger of an application root
+version_added: 0.1.0
+description:
+  - Returns what M(sre.ops.release) manages under O(path) - the ledger, the release C(current) points at (from
+    C(readlink), not from the ledger), the rollback target, and the releases on disk with their ledger records.
+  - Read-only; it runs in full in check mode. An application root that does not exist yet gives empty results.
+author:
+  - sre.ops developers (@sre-ops)
+extends_documentation_fragment:
+  - sre.ops._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Read-only. It reads the real state in check mode too.
+  diff_mode:
+    support: none
+    details:
+      - Nothing changes, so there is nothing to diff.
+  idempotent:
+    support: full
+options:
+  path:
+    description: The application root.
+    type: path
+    required: true
+seealso:
+  - module: sre.ops.release
+"""
+
+EXAMPLES = r"""
+---
+- name: What runs where
+  sre.ops.release_info:
+    path: /srv/app
+  register: app
+
+- name: Show the rollback target
+  ansible.builtin.debug:
+    msg: "{{ inventory_hostname }} runs {{ app.current }}, would roll back to {{ app.previous_good }}"
+"""
+
+RETURN = r"""
+current:
+  description: The release C(current) points at, or null.
+  returned: always
+  type: str
+  sample: "v2"
+current_path:
+  description: The directory of the current release.
+  returned: always
+  type: str
+  sample: /srv/app/releases/v2
+previous_good:
+  description: The good release most recently current other than the current one (the rollback target), or null.
+  returned: always
+  type: str
+  sample: "v1"
+last_good:
+  description: The good release most recently current, possibly the current one.
+  returned: always
+  type: str
+  sample: "v2"
+releases:
+  description: Releases on disk, oldest first, each with its ledger record.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "v1", "outcome": "good", "source_checksum": "sha256:1e7e...", "staged_at": "2026-11-27T17:00:00Z",
+            "activated_at": "2026-11-27T17:00:01Z", "deactivated_at": "2026-11-27T17:05:00Z", "on_disk": true}]
+leftovers:
+  description: Unfinished stagings or interrupted removals the next M(sre.ops.release) run will clean up.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+ledger:
+  description: The ledger as stored, with C(current) reconciled from C(readlink) and its recent C(history).
+  returned: always
+  type: dict
+  sample: {"version": 1, "current": "v2", "history": [{"at": "2026-11-27T17:05:00Z", "event": "activated", "release": "v2"}]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
+from ansible_collections.sre.ops.plugins.module_utils._release import ReleaseManager
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={"path": {"type": "path", "required": True}}, supports_check_mode=True)
+    try:
+        info = ReleaseManager(module.params["path"], check_mode=True).info()
+    except SreOpsError as exc:
+        module.fail_json(msg=exc.msg)
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == "__main__":
+    main()

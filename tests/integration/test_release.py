@@ -1,0 +1,172 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""sre.ops.release and sre.ops.release_info over SSH on the fleet hosts."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from sreops_fleet.traffic import TrafficGenerator
+
+from .conftest import run_module, ssh
+
+pytestmark = pytest.mark.fleet
+
+ROOT = "/srv/rel-test"
+HOSTS = "web1,web2"
+FINGERPRINT = f"find {ROOT} /srv/artifacts -xdev \\( -type f -o -type l -o -type d \\) -printf '%p %y %m %l\\n' 2>/dev/null | sort | sha256sum"
+
+
+def fingerprints(fleet):
+    return {h: ssh(fleet, h, FINGERPRINT).stdout for h in HOSTS.split(",")}
+
+
+@pytest.fixture(scope="module")
+def uploaded(v1_everywhere, releases_dir, tmp_path_factory):
+    """The demo artifacts on every app host, plus a hostile one on web1 and web2, under /srv/artifacts."""
+    fleet = v1_everywhere
+    evil = str(tmp_path_factory.mktemp("evil") / "evil.tar.gz")
+    with tarfile.open(evil, "w:gz") as tar:
+        data = b"owned\n"
+        info = tarfile.TarInfo("../../etc/cron.d/owned")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    run, _results = run_module(fleet, "app", "ansible.builtin.copy", {"src": f"{releases_dir}/", "dest": "/srv/artifacts/", "mode": "0644"},
+                               tmp_dir=str(tmp_path_factory.mktemp("upload")))
+    assert run.rc == 0, run.output
+    run, _results = run_module(fleet, HOSTS, "ansible.builtin.copy", {"src": evil, "dest": "/srv/artifacts/evil.tar.gz", "mode": "0644"},
+                               tmp_dir=str(tmp_path_factory.mktemp("upload-evil")))
+    assert run.rc == 0, run.output
+    sums = {}
+    for version in ("v1", "v2", "v3", "v4"):
+        with open(os.path.join(releases_dir, f"demo-app-{version}.tar.gz.sha256"), encoding="ascii") as handle:
+            sums[version] = handle.read().split()[0]
+    return fleet, sums
+
+
+def release(fleet, tmp_path, name, *flags, **args):
+    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, **args}, *flags, tmp_dir=str(tmp_path / name))
+    assert run.rc == 0, run.output
+    assert sorted(results) == HOSTS.split(","), run.output
+    return results
+
+
+def four_step(fleet, tmp_path, label, **args):
+    """check -> apply -> apply -> check: changed, changed, ok, ok; check runs leave the hosts' files alone."""
+    before = fingerprints(fleet)
+    check = release(fleet, tmp_path, f"{label}-c1", "--check", "--diff", **args)
+    assert fingerprints(fleet) == before, "check mode wrote to the host"
+    apply = release(fleet, tmp_path, f"{label}-a1", **args)
+    again = release(fleet, tmp_path, f"{label}-a2", **args)
+    check_again = release(fleet, tmp_path, f"{label}-c2", "--check", **args)
+    for host in HOSTS.split(","):
+        assert not any(r[host].get("failed") for r in (check, apply, again, check_again)), (check[host], apply[host])
+        assert [check[host]["changed"], apply[host]["changed"], again[host]["changed"], check_again[host]["changed"]] == [True, True, False, False]
+        keys = ("current", "releases", "pruned", "staged", "switched")
+        assert {k: check[host].get(k) for k in keys} == {k: apply[host].get(k) for k in keys}, "check mode predicted something else"
+    return apply
+
+
+def test_every_state_check_apply_apply_check(uploaded, tmp_path):
+    fleet, sums = uploaded
+    ssh(fleet, "web1", f"rm -rf {ROOT}")
+    ssh(fleet, "web2", f"rm -rf {ROOT}")
+
+    def artifact(v):
+        return {"release": v, "src": f"/srv/artifacts/demo-app-{v}.tar.gz", "checksum": f"sha256:{sums[v]}", "keep_releases": 3}
+
+    staged = four_step(fleet, tmp_path, "stage", state="staged", **artifact("v1"))
+    assert staged["web1"]["current"] is None and staged["web1"]["releases"] == ["v1"]
+    active = four_step(fleet, tmp_path, "v1", **artifact("v1"))
+    assert active["web1"]["current"] == "v1" and not active["web1"]["staged"]
+    assert ssh(fleet, "web1", f"readlink {ROOT}/current").stdout.strip() == "releases/v1"
+    four_step(fleet, tmp_path, "good1", state="good")
+    four_step(fleet, tmp_path, "v2", **artifact("v2"))
+    four_step(fleet, tmp_path, "good2", state="good")
+    v3 = four_step(fleet, tmp_path, "v3", **artifact("v3"))
+    assert v3["web2"]["previous"] == "v2" and v3["web2"]["previous_good"] == "v2"
+    four_step(fleet, tmp_path, "failed3", state="failed")
+    rolled = four_step(fleet, tmp_path, "rollback", state="rolled_back")
+    assert rolled["web1"]["current"] == "v2" and rolled["web1"]["rolled_back_from"] == "v3"
+    # retention: keep 3 with v4 active -> v1 (oldest) goes; v2 (newest good) and v4 (current) stay
+    v4 = four_step(fleet, tmp_path, "v4", **artifact("v4"))
+    assert v4["web1"]["pruned"] == ["v1"] and v4["web1"]["releases"] == ["v2", "v3", "v4"]
+    removed = four_step(fleet, tmp_path, "absent", state="absent", release="v3")
+    assert removed["web1"]["releases"] == ["v2", "v4"]
+
+    run, info = run_module(fleet, HOSTS, "sre.ops.release_info", {"path": ROOT}, "--check", tmp_dir=str(tmp_path / "info"))
+    assert run.rc == 0
+    web1 = info["web1"]
+    assert web1["current"] == "v4" and web1["previous_good"] == "v2" and web1["leftovers"] == []
+    assert {r["id"]: r["outcome"] for r in web1["releases"]} == {"v2": "good", "v4": "unknown"}
+    ledger = json.loads(ssh(fleet, "web1", f"cat {ROOT}/ledger.json").stdout)
+    assert ledger["releases"]["v2"]["source_checksum"] == f"sha256:{sums['v2']}"
+    assert [e["event"] for e in ledger["history"]].count("removed") == 2
+
+
+def test_rollback_twice_in_a_row(uploaded, tmp_path):
+    fleet, sums = uploaded
+    for host in HOSTS.split(","):
+        ssh(fleet, host, f"rm -rf {ROOT}")
+    for version in ("v1", "v2"):
+        release(fleet, tmp_path, f"a{version}", release=version, src=f"/srv/artifacts/demo-app-{version}.tar.gz")
+        release(fleet, tmp_path, f"g{version}", state="good")
+    release(fleet, tmp_path, "a3", release="v3", src="/srv/artifacts/demo-app-v3.tar.gz")
+    # an mtime change must not matter (ansistrano picks the "previous" release by mtime)
+    ssh(fleet, "web1", f"touch -d '2030-01-01' {ROOT}/releases/v1")
+    first = release(fleet, tmp_path, "r1", state="rolled_back")
+    second = release(fleet, tmp_path, "r2", state="rolled_back")
+    for host in HOSTS.split(","):
+        assert first[host]["changed"] and first[host]["current"] == "v2"
+        assert not second[host]["changed"] and second[host]["current"] == "v2"
+        assert ssh(fleet, host, f"readlink {ROOT}/current").stdout.strip() == "releases/v2"
+
+
+def test_refused_archives_write_nothing(uploaded, tmp_path):
+    fleet, sums = uploaded
+    for host in HOSTS.split(","):
+        ssh(fleet, host, f"rm -rf {ROOT}")
+    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": "/srv/artifacts/evil.tar.gz"},
+                              tmp_dir=str(tmp_path / "evil"))
+    assert results["web1"]["failed"] and results["web1"]["msg"] == (
+        "archive member '../../etc/cron.d/owned' contains '..'; refusing the archive")
+    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
+                                                                "checksum": "sha256:" + "0" * 64}, tmp_dir=str(tmp_path / "sum"))
+    assert results["web2"]["failed"] and results["web2"]["msg"].startswith("checksum mismatch for /srv/artifacts/demo-app-v1.tar.gz")
+    for host in HOSTS.split(","):
+        assert ssh(fleet, host, f"test -e {ROOT} || echo absent").stdout.strip() == "absent"
+        assert ssh(fleet, host, "test -e /etc/cron.d/owned || echo absent").stdout.strip() == "absent"
+    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "../x"}, tmp_dir=str(tmp_path / "id"))
+    assert "is not a valid release id" in results["web1"]["msg"]
+
+
+def test_demo_releases_deploy_and_serve_through_the_load_balancer(uploaded, tmp_path):
+    fleet, sums = uploaded
+    app_hosts = "web1,web2,web3,web4"
+    try:
+        run, results = run_module(fleet, app_hosts, "sre.ops.release",
+                                  {"path": "/srv/app", "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "checksum": f"sha256:{sums['v2']}"},
+                                  tmp_dir=str(tmp_path / "v2"))
+        assert run.rc == 0 and all(r["switched"] for r in results.values()), run.output
+        for host in app_hosts.split(","):
+            assert ssh(fleet, host, "/srv/app/current/bin/appctl restart").returncode == 0
+        run, health = run_module(fleet, app_hosts, "sre.ops.health_check",
+                                 {"mode": "wait", "deadline": 10, "probes": [{"name": "v2", "url": "http://{{ app_listen_address }}:8080/version",
+                                                                             "json_conditions": [{"path": "version", "value": "v2"}]}]},
+                                 tmp_dir=str(tmp_path / "h"))
+        assert all(r["healthy"] for r in health.values())
+        report = TrafficGenerator(fleet.lb_url, rate=60, duration=1.5).run()
+        assert report["by_version"] == {"v2": report["requests"]} and len(report["by_server"]) == 4
+    finally:
+        run, results = run_module(fleet, app_hosts, "sre.ops.release", {"path": "/srv/app", "release": "v1"}, tmp_dir=str(tmp_path / "back"))
+        for host in app_hosts.split(","):
+            ssh(fleet, host, "/srv/app/current/bin/appctl restart")
+        run_module(fleet, app_hosts, "sre.ops.health_check", {"mode": "wait", "deadline": 10, "probes": [
+            {"name": "v1", "url": "http://{{ app_listen_address }}:8080/version", "json_conditions": [{"path": "version", "value": "v1"}]}]},
+            tmp_dir=str(tmp_path / "h1"))
