@@ -69,8 +69,9 @@ def ansistrano_style(artifact: str, release: str) -> list:
             {"name": "Remove shared paths from the release", "ansible.builtin.file": {"path": f"{rel}/{{{{ item }}}}", "state": "absent"},
              "loop": ["log"]},
             {"name": "Ensure parent dirs of shared paths exist", "ansible.builtin.file": {"path": rel, "state": "directory", "mode": "0755"}},
-            {"name": "Link the shared paths", "ansible.builtin.file": {"src": f"{ROOT}/shared/{{{{ item }}}}", "dest": f"{rel}/{{{{ item }}}}",
-                                                                        "state": "link"}, "loop": ["log"]},
+            {"name": "Link the shared paths",
+             "ansible.builtin.file": {"src": f"{ROOT}/shared/{{{{ item }}}}", "dest": f"{rel}/{{{{ item }}}}", "state": "link"},
+             "loop": ["log"]},
             # symlink
             {"name": "Get the current folder", "ansible.builtin.stat": {"path": f"{ROOT}/current"}, "register": "current_stat"},
             {"name": "Remove current if it is a folder", "ansible.builtin.file": {"path": f"{ROOT}/current", "state": "absent"},
