@@ -196,6 +196,8 @@ def collect_info(api: RuntimeAPI, backends: list[str] | None = None) -> dict[str
             "address": f"{state.get('srv_addr')}:{state.get('srv_port')}" if state else None,
             "sessions": row.get("scur") or 0,
             "total_sessions": row.get("stot") or 0,
+            # HAProxy 2.6 leaves req_tot empty for servers: count the responses it classified instead.
+            "requests": row.get("req_tot") if row.get("req_tot") is not None else sum(_hrsp(row).values()),
             "queue": row.get("qcur") or 0,
             "responses": _hrsp(row),
             "response_time_ms": row.get("rtime"),

@@ -77,6 +77,7 @@ backends:
           initial_weight: 100
           sessions: 1
           total_sessions: 380
+          requests: 380
           responses: {"1xx": 0, "2xx": 380, "3xx": 0, "4xx": 0, "5xx": 0, "other": 0}
           response_time_ms: 2
           connect_time_ms: 0
@@ -84,7 +85,8 @@ backends:
     servers:
       description:
         - Servers by name. C(admin_state) is V(ready), V(drain) or V(maint); C(serving) tells whether the server takes
-          new traffic (ready, health not down, weight above 0); C(response_time_ms) and C(connect_time_ms) are HAProxy's
+          new traffic (ready, health not down, weight above 0); C(requests) counts HTTP responses (cumulative);
+          C(response_time_ms) and C(connect_time_ms) are HAProxy's
           averages over the last 1024 requests.
       type: dict
       returned: always

@@ -118,6 +118,7 @@ def test_collect_info_merges_both_views():
     web = info["backends"]["be_app"]["servers"]
     assert sorted(web) == ["web1", "web2", "web3", "web4"]
     assert all(s["serving"] and s["admin_state"] == "ready" for s in web.values())
+    assert all(s["requests"] == s["responses"]["2xx"] > 0 for s in web.values())
     assert info["backends"]["be_app"]["algorithm"] == "roundrobin"
     assert "fe_http" in info["frontends"]
 

@@ -304,3 +304,21 @@ def test_sigkill_at_every_step_leaves_a_complete_current_and_the_next_run_conver
     info = mgr(root).info()
     assert info["ledger"]["current"] == "v3" and info["previous_good"] == "v2"
     assert not activate(root, artifacts, "v3", keep=2)["changed"]
+
+
+@pytest.mark.parametrize("mode, suffix", [("w", ".tar"), ("w:gz", ".tar.gz"), ("w:bz2", ".tar.bz2"), ("w:xz", ".tar.xz")])
+def test_every_tar_compression_stages(tmp_path, root, mode, suffix):
+    path = str(tmp_path / f"app{suffix}")
+    digest = make_tar(path, release_files("c1"), mode=mode)
+    result = mgr(root).activate("c1", path, f"sha256:{digest}", [], 5, [])
+    assert result["current"] == "c1"
+    assert open(os.path.join(root, "releases/c1/VERSION")).read() == "c1\n"
+
+
+def test_zip_source_stages(tmp_path, root):
+    path = str(tmp_path / "app.zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("VERSION", "z1\n")
+        archive.writestr("bin/run", "#!/bin/sh\n")
+    assert mgr(root).activate("z1", path, None, [], 5, [])["current"] == "z1"
+    assert open(os.path.join(root, "releases/z1/VERSION")).read() == "z1\n"
