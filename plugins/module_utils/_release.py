@@ -218,6 +218,7 @@ class ReleaseManager:
         # What check mode pretends it did to the disk, so its predictions match a real run.
         self._virtual_added: set[str] = set()
         self._virtual_removed: set[str] = set()
+        self.notes: list[str] = []
 
     # ----- reading ----------------------------------------------------------------------------------
     def releases_on_disk(self) -> list[str]:
@@ -335,6 +336,12 @@ class ReleaseManager:
             return False
         if src is None:
             raise ReleaseError(f"release {release} is not staged on this host and no src was given")
+        if self.check_mode and not os.path.exists(src):
+            # In a --check preview, an earlier task (the upload) has not really put src there: predict the staging.
+            self.notes.append(f"src {src} is not on the host yet (uploaded by an earlier task in a real run); it was not vetted")
+            self._virtual_added.add(release)
+            ledger["releases"][release] = {"id": release, "staged_seq": self._next_seq(ledger), "outcome": "unknown"}
+            return True
         kind = source_kind(src)
         if checksum is not None:
             if kind == "directory":
@@ -462,6 +469,7 @@ class ReleaseManager:
             "previous_good": newest_good(ledger, on_disk, exclude=current),
             "releases": after["releases"],
             "diff": {"before": before, "after": after},
+            "notes": self.notes,
             **extra,
         }
 

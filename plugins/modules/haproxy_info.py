@@ -33,6 +33,11 @@ options:
     description: Only these backends. All backends when omitted. A backend that does not exist is an error.
     type: list
     elements: str
+  maps:
+    description: Also read these runtime maps (file paths as in the configuration, or V(#<id>)); see RV(maps).
+    type: list
+    elements: str
+    default: []
 seealso:
   - module: sre.ops.haproxy_server
   - module: sre.ops.haproxy_map
@@ -96,6 +101,11 @@ frontends:
   type: dict
   sample: {"fe_http": {"status": "OPEN", "sessions": 2, "total_sessions": 1600, "requests": 1600,
            "responses": {"1xx": 0, "2xx": 1598, "3xx": 0, "4xx": 2, "5xx": 0, "other": 0}}}
+maps:
+  description: The entries of each map named in O(maps).
+  returned: always
+  type: dict
+  sample: {"/etc/haproxy/hosts.map": {"www.example.com": "be_blue"}}
 servers:
   description: Every server of the returned backends as a flat list (each item has C(backend) and C(name)).
   returned: always
@@ -107,17 +117,22 @@ servers:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
-from ansible_collections.sre.ops.plugins.module_utils._haproxy import RuntimeAPI, collect_info
+from ansible_collections.sre.ops.plugins.module_utils._haproxy import RuntimeAPI, collect_info, parse_map
 from ansible_collections.sre.ops.plugins.module_utils._haproxy_argspec import haproxy_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=haproxy_argument_spec(backends={"type": "list", "elements": "str"}),
+        argument_spec=haproxy_argument_spec(
+            backends={"type": "list", "elements": "str"},
+            maps={"type": "list", "elements": "str", "default": []},
+        ),
         supports_check_mode=True,
     )
     try:
-        info = collect_info(RuntimeAPI(module.params["socket"], module.params["timeout"]), module.params["backends"])
+        api = RuntimeAPI(module.params["socket"], module.params["timeout"])
+        info = collect_info(api, module.params["backends"])
+        info["maps"] = {name: dict(parse_map(api.show(f"show map {name}"))) for name in module.params["maps"]}
     except SreOpsError as exc:
         module.fail_json(msg=exc.msg)
     servers = [server for backend in info["backends"].values() for server in backend["servers"].values()]

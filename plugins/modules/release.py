@@ -158,6 +158,12 @@ leftovers_removed:
   type: list
   elements: str
   sample: [".staging-2026.11.27-1-x8a2"]
+notes:
+  description: Remarks on the prediction, for example that O(src) was not on the host yet in check mode.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 rolled_back_from:
   description: The release rolled back from.
   returned: when O(state=rolled_back) and the task switched

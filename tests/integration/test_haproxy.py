@@ -80,7 +80,8 @@ def lb(v1_everywhere):
 
 
 def test_info_reads_every_backend_and_server(lb, tmp_path):
-    run, results = run_module(lb, "lb1", "sre.ops.haproxy_info", {"socket": SOCKET}, "--check", tmp_dir=str(tmp_path))
+    run, results = run_module(lb, "lb1", "sre.ops.haproxy_info", {"socket": SOCKET, "maps": ["{{ haproxy_map_file }}"]}, "--check",
+                              tmp_dir=str(tmp_path))
     assert run.rc == 0, run.output
     info = results["lb1"]
     assert set(info["backends"]) == {"be_app", "be_blue", "be_green", "be_static"}
@@ -90,6 +91,7 @@ def test_info_reads_every_backend_and_server(lb, tmp_path):
     assert info["backends"]["be_static"]["algorithm"] == "source"
     assert info["frontends"]["fe_http"]["status"] == "OPEN"
     assert len(info["servers"]) == 4 + 2 + 2 + 4
+    assert info["maps"] == {lb.path("hosts.map"): {"app.test": "be_app", "www.test": "be_blue"}}
 
 
 def test_maint_ready_round_trip_check_apply_apply_check(lb, tmp_path):

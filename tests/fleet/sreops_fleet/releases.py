@@ -17,12 +17,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 APP_DIR = os.path.join(HERE, "demo_app")
 FIXED_MTIME = 1700000000  # a fixed timestamp: wall-clock time must not leak into the artifact
 
-# v1, v2 healthy; v3 healthy on /healthz but 1 in 5 main requests fail; v4 healthy but 300 ms slower.
+# v1, v2 healthy; v3 healthy on /healthz but 1 in 5 main requests fail; v4 healthy but 300 ms slower;
+# v5 starts but is unhealthy (/healthz answers 503): a health gate must stop it.
 RELEASES: dict[str, dict[str, int]] = {
     "v1": {},
     "v2": {},
     "v3": {"error_every": 5},
     "v4": {"extra_latency_ms": 300},
+    "v5": {"healthz_status": 503},
 }
 
 

@@ -71,6 +71,12 @@ def test_slow_release_adds_latency_to_main_endpoint_only(serve):
     assert slow >= 0.3
 
 
+def test_unhealthy_release_fails_its_health_check(serve):
+    port = serve(healthz_status=503)
+    assert get(port, "/healthz")[0] == 503
+    assert get(port, "/")[0] == 200
+
+
 def test_config_merges_release_and_host_files(tmp_path):
     (tmp_path / "release.json").write_text(json.dumps({"version": "v3", "error_every": 5}))
     host = tmp_path / "app.json"

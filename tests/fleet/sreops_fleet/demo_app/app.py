@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_config(release_dir: str, host_config: str) -> dict:
-    config = {"listen": "127.0.0.1", "port": 8080, "version": "unknown", "error_every": 0, "extra_latency_ms": 0}
+    config = {"listen": "127.0.0.1", "port": 8080, "version": "unknown", "error_every": 0, "extra_latency_ms": 0, "healthz_status": 200}
     for path in (os.path.join(release_dir, "release.json"), host_config):
         try:
             with open(path, encoding="utf-8") as handle:
@@ -111,7 +111,8 @@ def make_handler(app: App) -> type:
             path = self.path.split("?", 1)[0]
             identity = {"version": app.config["version"], "host": app.hostname, "pid": os.getpid()}
             if path == "/healthz":
-                self._send(200, {"status": "ok", **identity})
+                status = int(app.config.get("healthz_status") or 200)
+                self._send(status, {"status": "ok" if status == 200 else "unhealthy", **identity})
             elif path == "/version":
                 self._send(200, identity)
             elif path == "/":

@@ -322,3 +322,12 @@ def test_zip_source_stages(tmp_path, root):
         archive.writestr("bin/run", "#!/bin/sh\n")
     assert mgr(root).activate("z1", path, None, [], 5, [])["current"] == "z1"
     assert open(os.path.join(root, "releases/z1/VERSION")).read() == "z1\n"
+
+
+def test_check_mode_predicts_staging_when_src_is_not_uploaded_yet(root):
+    result = mgr(root, True).activate("v9", "/nonexistent/app-v9.tar.gz", None, [], 5, [])
+    assert result["changed"] and result["staged"] and result["current"] == "v9"
+    assert "not on the host yet" in result["notes"][0]
+    assert not os.path.exists(root)
+    with pytest.raises(rel.ReleaseError, match="does not exist on the host"):
+        mgr(root).activate("v9", "/nonexistent/app-v9.tar.gz", None, [], 5, [])
