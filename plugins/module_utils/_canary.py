@@ -148,7 +148,7 @@ def judge_errors(canary: dict[str, int], baseline: dict[str, int], *, alpha: flo
 
 
 def judge_latency(canary: list[float], baseline: list[float], *, alpha: float, min_samples: int, tolerance: float,
-                  source: str) -> dict[str, t.Any]:
+                  source: str, min_increase_ms: float = 10.0) -> dict[str, t.Any]:
     def describe(values: list[float]) -> dict[str, t.Any]:
         return {"samples": len(values), "p50_ms": _round(percentile(values, 50)), "p95_ms": _round(percentile(values, 95)),
                 "mean_ms": _round(statistics.fmean(values)) if values else None}
@@ -163,7 +163,8 @@ def judge_latency(canary: list[float], baseline: list[float], *, alpha: float, m
     c_med, b_med = statistics.median(canary), statistics.median(baseline)
     increase = (c_med - b_med) / b_med if b_med > 0 else (math.inf if c_med > 0 else 0.0)
     result.update(u=u, p_value=p_value, median_increase=None if math.isinf(increase) else round(increase, 4))
-    if p_value < alpha and increase > tolerance:
+    # Both a relative and an absolute floor: 1 ms against 0 ms is "infinitely" slower and means nothing.
+    if p_value < alpha and increase > tolerance and c_med - b_med > min_increase_ms:
         result.update(verdict=FAIL, reason=(f"canary latency is higher: median {c_med:.1f} ms vs baseline {b_med:.1f} ms "
                                             f"(+{increase:.0%}, Mann-Whitney p={p_value:.2g} < {alpha})"))
     else:
@@ -226,6 +227,7 @@ class CanaryAnalysis:
         max_error_ratio: float | None,
         latency_tolerance: float,
         error_test: str,
+        latency_min_increase_ms: float = 10.0,
         sleep: t.Callable[[float], t.Any] = time.sleep,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
@@ -251,6 +253,7 @@ class CanaryAnalysis:
         self.alpha, self.min_requests, self.min_samples = alpha, min_requests, min_samples
         self.error_tolerance, self.max_error_ratio = error_tolerance, max_error_ratio
         self.latency_tolerance, self.error_test = latency_tolerance, error_test
+        self.latency_min_increase_ms = latency_min_increase_ms
         self.sleep, self.clock = sleep, clock
 
     def _groups(self) -> tuple[dict[str, t.Any], list[str], list[str]]:
@@ -323,10 +326,11 @@ class CanaryAnalysis:
                                             test=self.error_test)
                 metrics.append(error_metric)
             metrics.append(judge_latency(c_lat, b_lat, alpha=self.alpha, min_samples=self.min_samples,
-                                         tolerance=self.latency_tolerance, source="probes"))
+                                         tolerance=self.latency_tolerance, source="probes", min_increase_ms=self.latency_min_increase_ms))
         elif self.api is not None:
             metrics.append(judge_latency(rtime["canary"], rtime["baseline"], alpha=self.alpha, min_samples=self.min_samples,
-                                         tolerance=self.latency_tolerance, source="haproxy response time (averages per interval)"))
+                                         tolerance=self.latency_tolerance, source="haproxy response time (averages per interval)",
+                                         min_increase_ms=self.latency_min_increase_ms))
         verdict, reasons = overall(metrics)
         return {
             "verdict": verdict,

@@ -101,6 +101,10 @@ options:
     description: How much higher (relative, V(0.2) = 20%) the canary's median latency may be before a significant difference fails it.
     type: float
     default: 0.2
+  latency_min_increase_ms:
+    description: How many milliseconds higher the canary's median latency must also be before it fails (an absolute floor next to O(latency_tolerance)).
+    type: float
+    default: 10
   error_test:
     description: The test for error rates.
     type: str
@@ -210,6 +214,7 @@ def main() -> None:
             "error_tolerance": {"type": "float", "default": 0.01},
             "max_error_ratio": {"type": "float"},
             "latency_tolerance": {"type": "float", "default": 0.2},
+            "latency_min_increase_ms": {"type": "float", "default": 10},
             "error_test": {"type": "str", "choices": ["fisher", "ztest"], "default": "fisher"},
             "fail_on": {"type": "list", "elements": "str", "choices": ["fail", "inconclusive"], "default": ["fail", "inconclusive"]},
         },
@@ -226,6 +231,7 @@ def main() -> None:
             interval=p["interval"], probe_rate=p["probe_rate"], probe_timeout=p["probe_timeout"], alpha=p["alpha"],
             min_requests=p["min_requests"], min_samples=p["min_samples"], error_tolerance=p["error_tolerance"],
             max_error_ratio=p["max_error_ratio"], latency_tolerance=p["latency_tolerance"], error_test=p["error_test"],
+            latency_min_increase_ms=p["latency_min_increase_ms"],
         ).run()
     except SreOpsError as exc:
         module.fail_json(msg=exc.msg)

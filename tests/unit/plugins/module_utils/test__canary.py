@@ -82,6 +82,9 @@ def test_latency_judgement():
     assert same["verdict"] == "pass"
     few = canary.judge_latency(slow[:5], base, alpha=0.05, min_samples=20, tolerance=0.2, source="probes")
     assert few["verdict"] == "inconclusive" and "too few latency samples" in few["reason"]
+    # 1 ms against 0 ms: significant, "infinitely" higher, and meaningless: the absolute floor passes it
+    tiny = canary.judge_latency([1.0] * 30, [0.0] * 30, alpha=0.05, min_samples=20, tolerance=0.2, source="haproxy")
+    assert tiny["p_value"] < 0.05 and tiny["verdict"] == "pass"
     # statistically higher but within the tolerance: pass
     nudged = canary.judge_latency([x * 1.05 for x in base], base, alpha=0.05, min_samples=20, tolerance=0.2, source="probes")
     assert nudged["verdict"] == "pass"

@@ -1,0 +1,243 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The sre.ops.deploy role and playbooks on a fleet of their own, with traffic flowing through HAProxy."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from sreops_fleet.traffic import TrafficGenerator
+
+from .conftest import ANSIBLE_PLAYBOOK, COLLECTION_ROOT, deploy_demo, make_fleet, run_playbook, ssh
+
+pytestmark = pytest.mark.fleet
+
+APP = ["web1", "web2", "web3", "web4"]
+VARS = os.path.join(COLLECTION_ROOT, "tests", "integration", "vars", "deploy-fleet.yml")
+
+
+@pytest.fixture(scope="module")
+def dfleet(releases_dir, tmp_path_factory):
+    fleet = make_fleet("deploy", "127.0.8.10")
+    fleet.up()
+    try:
+        deploy_demo(fleet, releases_dir, "v1")
+        fleet.reports = str(tmp_path_factory.mktemp("reports"))
+        yield fleet
+    finally:
+        fleet.down()
+
+
+def deploy_args(fleet, releases_dir, version, strategy, extra=None):
+    args = ["-e", f"@{VARS}", "-e", f"deploy_artifact={releases_dir}/demo-app-{version}.tar.gz", "-e", f"deploy_release={version}",
+            "-e", f"deploy_strategy={strategy}", "-e", f"deploy_report_dir={fleet.reports}"]
+    if extra:
+        args += ["-e", json.dumps(extra)]
+    return args
+
+
+def deploy(fleet, releases_dir, version, strategy, *flags, extra=None):
+    return run_playbook(fleet, "sre.ops.deploy", *flags, *deploy_args(fleet, releases_dir, version, strategy, extra))
+
+
+def versions(fleet):
+    out = {}
+    for i, host in enumerate(APP, 1):
+        conn = http.client.HTTPConnection(fleet.config.host_address(i), 8080, timeout=3)
+        try:
+            conn.request("GET", "/version")
+            out[host] = json.loads(conn.getresponse().read())["version"]
+        except OSError:
+            out[host] = None
+        finally:
+            conn.close()
+    return out
+
+
+def api(fleet, command):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(fleet.haproxy_socket)
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data.decode()
+
+
+class ServingSampler:
+    """Samples HAProxy every 50 ms during a rollout: the fewest be_app servers taking traffic at any moment."""
+
+    def __init__(self, fleet):
+        self.fleet, self.minimum, self.samples = fleet, 99, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            rows = [line.split(",") for line in api(self.fleet, "show stat").splitlines()]
+            serving = sum(1 for r in rows if len(r) > 18 and r[0] == "be_app" and r[1] in APP and r[17].startswith("UP") and r[18] != "0")
+            self.minimum = min(self.minimum, serving)
+            self.samples += 1
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def fingerprint(fleet):
+    hosts = {h: ssh(fleet, h, "find /srv/app /etc/app -xdev -printf '%p %y %m %l %s\\n' 2>/dev/null | sort | sha256sum").stdout for h in APP}
+    lb = [" ".join(line.split()[1:4] + line.split()[6:8]) for line in api(fleet, "show servers state").splitlines()[2:] if line]
+    lb.append(api(fleet, f"show map {fleet.path('hosts.map')}"))
+    return hosts, hashlib.sha256("\n".join(lb).encode()).hexdigest()
+
+
+def latest_report(fleet, suffix):
+    return json.load(open(max(glob.glob(os.path.join(fleet.reports, f"*-{suffix}.json")), key=os.path.getmtime), encoding="utf-8"))
+
+
+def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet, releases_dir):
+    before = fingerprint(dfleet)
+    plan = deploy(dfleet, releases_dir, "v2", "rolling", "--check", "--diff")
+    assert plan.rc == 0, plan.output
+    assert fingerprint(dfleet) == before, "--check changed hosts or the load balancer"
+    assert "PLAN (check mode: nothing will change)" in plan.output
+    planned = latest_report(dfleet, "rolling-plan")
+    assert planned["verdict"] == "planned" and planned["batches"] == [1, 1, 1], "the ramp is capped so min_ready 75% holds"
+
+    traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=120).start()
+    with ServingSampler(dfleet) as sampler:
+        run = deploy(dfleet, releases_dir, "v2", "rolling")
+    report = traffic.stop()
+    assert run.rc == 0, run.output
+    assert report["errors"] == 0, report
+    assert versions(dfleet) == {h: "v2" for h in APP}
+    assert sampler.samples > 20 and sampler.minimum >= 3, f"min_ready 75% violated: {sampler.minimum} serving"
+    done = latest_report(dfleet, "rolling")
+    assert done["verdict"] == "completed" and not done["rollback_taken"]
+    real_waves = [(r["host"], r["release_after"], r["release_before"]) for w in done["waves"] for r in w["records"]]
+    plan_waves = [(r["host"], r["release_after"], r["release_before"]) for w in planned["waves"] for r in w["records"]]
+    assert real_waves == plan_waves == [(h, "v2", "v1") for h in APP], "the plan must match what the run did"
+
+    again = deploy(dfleet, releases_dir, "v2", "rolling")
+    assert again.rc == 0 and all(again.changed()[h] == 0 for h in APP), again.output
+    check = deploy(dfleet, releases_dir, "v2", "rolling", "--check")
+    assert check.rc == 0 and all(check.changed()[h] == 0 for h in APP), check.output
+
+
+@pytest.mark.parametrize("version, extra, reason", [
+    ("v3", None, "error_ratio: canary error ratio"),
+    ("v4", {"deploy_canary_analysis": {"window": 6, "interval": 1, "min_requests": 40, "min_samples": 20, "probe_rate": 8,
+                                       "canary_urls": ["http://127.0.8.11:8080/"],
+                                       "baseline_urls": ["http://127.0.8.12:8080/", "http://127.0.8.13:8080/", "http://127.0.8.14:8080/"]}},
+     "latency: canary latency is higher"),
+])
+def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, releases_dir, version, extra, reason):
+    traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=120).start()
+    with ServingSampler(dfleet) as sampler:
+        run = deploy(dfleet, releases_dir, version, "canary", extra=extra)
+    report = traffic.stop()
+    assert run.rc != 0, "a failed canary must fail the run"
+    assert versions(dfleet) == {h: "v2" for h in APP}, "no host may be left on the bad release"
+    rollout = latest_report(dfleet, "canary")
+    assert rollout["verdict"] == "aborted" and rollout["rollback_taken"]
+    assert rollout["analyses"][0]["verdict"] == "fail" and any(reason in r for r in rollout["analyses"][0]["reasons"])
+    assert set(report["errors_by_server"]) <= {"web1"}, f"errors outside the canary: {report['errors_by_server']}"
+    assert sampler.minimum >= 3
+    ledger = json.loads(ssh(dfleet, "web1", "cat /srv/app/ledger.json").stdout)
+    assert ledger["releases"][version]["outcome"] == "rolled_back" and ledger["current"] == "v2"
+
+
+def test_failed_health_gate_stops_the_rollout_and_rolls_the_batch_back(dfleet, releases_dir):
+    with ServingSampler(dfleet) as sampler:
+        run = deploy(dfleet, releases_dir, "v5", "rolling", extra={"deploy_health_deadline": 3})
+    assert run.rc != 0
+    assert "rollout aborted and rolled back: wave 1 (web1) failed at 'Health gate'" in run.output
+    assert versions(dfleet) == {h: "v2" for h in APP}
+    rollout = latest_report(dfleet, "rolling")
+    assert rollout["verdict"] == "aborted" and [w["hosts"] for w in rollout["waves"]] == [["web1"]]
+    assert rollout["waves"][0]["outcome"] == "rolled_back"
+    assert sampler.minimum >= 3
+
+
+def test_blue_green_with_zero_errors_then_rollback_is_one_switch(dfleet, releases_dir):
+    traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=120, host_header="www.test").start()
+    run = deploy(dfleet, releases_dir, "v1", "blue_green")
+    report = traffic.stop()
+    assert run.rc == 0, run.output
+    assert report["errors"] == 0 and report["by_version"].get("v1", 0) > 0
+    after = TrafficGenerator(dfleet.lb_url, rate=50, duration=1, host_header="www.test").run()
+    assert set(after["by_server"]) == {"web3", "web4"} and after["by_version"] == {"v1": after["requests"]}
+    again = deploy(dfleet, releases_dir, "v1", "blue_green")
+    assert again.rc == 0 and "nothing to do" in again.output and all(again.changed()[h] == 0 for h in APP)
+
+    back = run_playbook(dfleet, "sre.ops.rollback", "-e", f"@{VARS}", "-e", "deploy_strategy=blue_green")
+    assert back.rc == 0, back.output
+    blue = TrafficGenerator(dfleet.lb_url, rate=50, duration=1, host_header="www.test").run()
+    assert set(blue["by_server"]) == {"web1", "web2"} and blue["by_version"] == {"v2": blue["requests"]}
+
+
+def test_rollback_playbook_after_a_completed_rolling_rollout(dfleet, releases_dir):
+    assert deploy(dfleet, releases_dir, "v1", "rolling").rc == 0
+    assert versions(dfleet) == {h: "v1" for h in APP}
+    back = run_playbook(dfleet, "sre.ops.rollback", "-e", f"@{VARS}")
+    assert back.rc == 0, back.output
+    assert versions(dfleet) == {h: "v2" for h in APP}
+
+
+def kill_after(fleet, args, seconds):
+    proc = subprocess.Popen([ANSIBLE_PLAYBOOK, "sre.ops.deploy", *args], env=fleet.env(), cwd=COLLECTION_ROOT,  # pylint: disable=consider-using-with
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(seconds)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def assert_safe(fleet):
+    for host in APP:
+        target = ssh(fleet, host, "cat /srv/app/current/release.json").stdout
+        assert json.loads(target)["version"] in ("v1", "v2"), f"{host} current is not a complete release"
+    rows = [line.split(",") for line in api(fleet, "show stat").splitlines()]
+    serving = sum(1 for r in rows if len(r) > 18 and r[0] == "be_app" and r[1] in APP and r[17].startswith("UP") and r[18] != "0")
+    assert serving >= 3, f"only {serving} servers in service after the kill"
+
+
+@pytest.mark.parametrize("seconds", [3.0, 6.0, 9.0])
+def test_killed_rolling_rollout_stays_safe_and_a_rerun_converges(dfleet, releases_dir, seconds):
+    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
+    traffic = TrafficGenerator(dfleet.lb_url, rate=40, duration=120).start()
+    kill_after(dfleet, deploy_args(dfleet, releases_dir, target, "rolling"), seconds)
+    assert_safe(dfleet)
+    rerun = deploy(dfleet, releases_dir, target, "rolling")
+    report = traffic.stop()
+    assert rerun.rc == 0, rerun.output
+    assert versions(dfleet) == {h: target for h in APP}
+    assert report["errors"] == 0, report
+
+
+def test_killed_canary_rollout_stays_safe_and_a_rerun_converges(dfleet, releases_dir):
+    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
+    traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=180).start()
+    kill_after(dfleet, deploy_args(dfleet, releases_dir, target, "canary"), 8.0)
+    assert_safe(dfleet)
+    rerun = deploy(dfleet, releases_dir, target, "canary")
+    report = traffic.stop()
+    assert rerun.rc == 0, rerun.output
+    assert versions(dfleet) == {h: target for h in APP}
+    assert report["errors"] == 0, report
