@@ -25,7 +25,7 @@ from .conftest import ANSIBLE_PLAYBOOK, COLLECTION_ROOT, deploy_demo, make_fleet
 pytestmark = pytest.mark.fleet
 
 APP = ["web1", "web2", "web3", "web4"]
-VARS = os.path.join(COLLECTION_ROOT, "tests", "integration", "vars", "deploy-fleet.yml")
+VARS = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "demo-fleet.yml")
 
 
 @pytest.fixture(scope="module")

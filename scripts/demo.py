@@ -1,0 +1,104 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The sre.ops demo: progressive delivery on the local test fleet with steady traffic through HAProxy.
+
+deploy v1 (rolling) -> canary v2 (promoted) -> canary v3 (5xx: judged failed, rolled back automatically)
+-> blue-green to v2 -> a --check preview of deploying v4. Prints verdicts, client-visible errors and
+durations, and where the reports are. Run it with `make demo` (which installs everything first).
+"""
+
+from __future__ import annotations
+
+import glob
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fleet"))
+
+from sreops_fleet import Fleet, FleetConfig  # noqa: E402 pylint: disable=wrong-import-position
+from sreops_fleet.traffic import TrafficGenerator  # noqa: E402 pylint: disable=wrong-import-position
+
+RELEASES = os.environ.get("SREOPS_RELEASES", "")
+OUT = os.path.join(os.environ.get("SREOPS_LOG_DIR", os.path.join(ROOT, ".logs")), "demo")
+VARS = os.path.join(ROOT, "playbooks", "vars", "demo-fleet.yml")
+STEPS = [
+    ("install v1 (rolling)", "v1", "rolling", "app.test", []),
+    ("canary v2", "v2", "canary", "app.test", []),
+    ("canary v3 (5xx)", "v3", "canary", "app.test", []),
+    ("blue-green to v2", "v2", "blue_green", "www.test", []),
+    ("preview v4 (--check)", "v4", "rolling", "app.test", ["--check", "--diff"]),
+]
+
+
+def run(fleet: Fleet, args: list[str], log: str) -> int:
+    with open(log, "w", encoding="utf-8") as handle:
+        return subprocess.run(["ansible-playbook", *args], env=fleet.env(), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                              check=False).returncode
+
+
+def main() -> int:
+    if not RELEASES:
+        sys.exit("set SREOPS_RELEASES to the demo release artifacts (make demo does)")
+    os.makedirs(OUT, exist_ok=True)
+    reports = os.path.join(OUT, "reports")
+    fleet = Fleet(FleetConfig())
+    if fleet.status()["state"] != "down":
+        fleet.down()
+    print("demo: starting the test fleet (4 hosts + HAProxy)")
+    fleet.up()
+    rows = []
+    try:
+        # Host configuration (where each app listens) is provisioning, not deployment.
+        for module, args in (
+            ("ansible.builtin.file", {"path": "/etc/app", "state": "directory", "mode": "0755"}),
+            ("ansible.builtin.copy", {"content": "{{ {'listen': app_listen_address, 'port': app_port} | to_json }}\n",
+                                      "dest": "/etc/app/app.json", "mode": "0644"}),
+        ):
+            subprocess.run(["ansible", "app", "-m", module, "-a", json.dumps(args)], env=fleet.env(), capture_output=True, check=True)
+        for label, version, strategy, host_header, flags in STEPS:
+            log = os.path.join(OUT, f"{len(rows) + 1}-{strategy}-{version}.log")
+            print(f"demo: {label} ... (log: {log})", flush=True)
+            traffic = TrafficGenerator(fleet.lb_url, rate=40, duration=600, host_header=host_header).start()
+            started = time.monotonic()
+            rc = run(fleet, ["sre.ops.deploy", *flags, "-e", f"@{VARS}", "-e", f"deploy_artifact={RELEASES}/demo-app-{version}.tar.gz",
+                             "-e", f"deploy_release={version}", "-e", f"deploy_strategy={strategy}", "-e", f"deploy_report_dir={reports}"], log)
+            elapsed = time.monotonic() - started
+            seen = traffic.stop()
+            report_files = sorted(glob.glob(os.path.join(reports, f"*-{strategy}{'-plan' if flags else ''}.json")), key=os.path.getmtime)
+            verdict = json.load(open(report_files[-1], encoding="utf-8"))["verdict"] if report_files else ("failed" if rc else "?")
+            with open(log, encoding="utf-8") as handle:
+                if "nothing to do" in handle.read():
+                    label += " - live colour already runs it: nothing to do"
+            rows.append((label, verdict, rc, seen["requests"], seen["errors"], ", ".join(f"{k}={v}" for k, v in sorted(seen["errors_by_server"].items())),
+                         elapsed))
+        serving = {}
+        for i in range(1, 5):
+            conn = http.client.HTTPConnection(fleet.config.host_address(i), 8080, timeout=3)
+            conn.request("GET", "/version")
+            serving[f"web{i}"] = json.loads(conn.getresponse().read())["version"]
+            conn.close()
+    finally:
+        print("demo: tearing the fleet down")
+        fleet.down()
+    print()
+    print(f"{'rollout':<24}{'verdict':<12}{'rc':>3}{'requests':>10}{'client errors':>15}  {'errors by server':<18}{'seconds':>8}")
+    for label, verdict, rc, requests, errors, by_server, elapsed in rows:
+        print(f"{label:<24}{verdict:<12}{rc:>3}{requests:>10}{errors:>15}  {by_server or '-':<18}{elapsed:>8.1f}")
+    print("(the first install's client errors are HAProxy's 503s while the fresh fleet had no app running yet)")
+    print(f"\nversions served at the end: {serving}")
+    print(f"reports: {reports}\nlogs:    {OUT}")
+    expected = ["completed", "completed", "aborted", "completed", "planned"]
+    if [r[1] for r in rows] != expected:
+        print(f"demo: FAILED - expected verdicts {expected}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
