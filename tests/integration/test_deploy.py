@@ -241,3 +241,23 @@ def test_killed_canary_rollout_stays_safe_and_a_rerun_converges(dfleet, releases
     assert rerun.rc == 0, rerun.output
     assert versions(dfleet) == {h: target for h in APP}
     assert report["errors"] == 0, report
+
+
+@pytest.mark.parametrize("strategy, header", [("canary", "app.test"), ("blue_green", "www.test")])
+def test_check_mode_of_canary_and_blue_green_changes_nothing_and_its_plan_matches(dfleet, releases_dir, strategy, header):
+    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
+    before = fingerprint(dfleet)
+    plan = deploy(dfleet, releases_dir, target, strategy, "--check", "--diff")
+    assert plan.rc == 0, plan.output
+    assert fingerprint(dfleet) == before, f"--check of {strategy} changed hosts or the load balancer"
+    planned = latest_report(dfleet, f"{strategy}-plan")
+    assert planned["verdict"] == "planned"
+    traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=180, host_header=header).start()
+    run = deploy(dfleet, releases_dir, target, strategy)
+    report = traffic.stop()
+    assert run.rc == 0, run.output
+    assert report["errors"] == 0, report
+    done = latest_report(dfleet, strategy)
+    summary = [(w["phase"], r["host"], r["release_after"]) for w in done["waves"] for r in w["records"]]
+    planned_summary = [(w["phase"], r["host"], r["release_after"]) for w in planned["waves"] for r in w["records"]]
+    assert summary == planned_summary and summary, (planned_summary, summary)
