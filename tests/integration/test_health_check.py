@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 
+from sreops_fleet import servers
 from .conftest import deploy_demo, run_module, ssh
 
 pytestmark = pytest.mark.fleet
@@ -105,40 +104,9 @@ def test_stopped_app_fails_within_its_deadline(v1_everywhere, tmp_path):
 
 @pytest.fixture
 def slow_loris():
-    """An endpoint on the shared loopback that answers one byte every 0.2 s, never finishing (bounded at 20 s)."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.2.200", 0))
-    server.listen(16)
-    stop = threading.Event()
-
-    def drip(conn):
-        end = time.monotonic() + 20
-        try:
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            while not stop.is_set() and time.monotonic() < end:
-                conn.sendall(b"X-Slow: 1\r\n")
-                time.sleep(0.2)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def serve():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _addr = server.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=drip, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.2.200:{server.getsockname()[1]}/"
-    stop.set()
-    thread.join()
-    server.close()
+    """An endpoint on the shared loopback that never finishes its response."""
+    with servers.slow_loris("127.0.2.200", every=0.2) as port:
+        yield f"http://127.0.2.200:{port}/"
 
 
 def test_slow_loris_endpoint_is_bounded_by_its_timeout(v1_everywhere, slow_loris, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.sre.ops.plugins.module_utils import _health as health
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
 
+from sreops_fleet import servers
 from ...utils.tls import self_signed
 
 DEFAULTS = {"timeout": 2.0, "interval": 0.01, "success_threshold": 1, "failure_threshold": 1}
@@ -164,39 +165,8 @@ def test_wait_mode_stops_at_the_deadline():
 # ----- real sockets --------------------------------------------------------------------------------
 @pytest.fixture
 def slow_loris():
-    """Accepts, then sends one byte of a never-ending header every 0.1 s, for at most 10 s."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    stop = threading.Event()
-
-    def serve():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _addr = server.accept()
-            except socket.timeout:
-                continue
-
-            def drip(c=conn):
-                deadline = time.monotonic() + 10
-                try:
-                    c.sendall(b"HTTP/1.1 200 OK\r\n")
-                    while not stop.is_set() and time.monotonic() < deadline:
-                        c.sendall(b"X")
-                        time.sleep(0.1)
-                except OSError:
-                    pass
-                finally:
-                    c.close()
-            threading.Thread(target=drip, daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
+    with servers.slow_loris() as port:
+        yield port
 
 
 def test_slow_loris_is_bounded_by_the_attempt_timeout(slow_loris):

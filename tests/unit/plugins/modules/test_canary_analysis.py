@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.ops.plugins.modules import canary_analysis
+
+from ._run import run_main
 
 
 @pytest.mark.parametrize(
@@ -26,8 +26,5 @@ from ansible_collections.sre.ops.plugins.modules import canary_analysis
     ],
 )
 def test_bad_arguments_fail_clearly(args, message, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            canary_analysis.main()
-    result = json.loads(capsys.readouterr().out)
+    _code, result = run_main(canary_analysis, args, capsys)
     assert result["failed"] and message in result["msg"]

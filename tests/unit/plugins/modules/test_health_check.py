@@ -8,16 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.ops.plugins.modules import health_check
 
-
-def run_main(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            health_check.main()
-    return exit_info.value.code, json.loads(capsys.readouterr().out)
+from ._run import run_main
 
 
 @pytest.mark.parametrize(
@@ -30,7 +24,7 @@ def run_main(args, capsys):
     ],
 )
 def test_bad_arguments_fail_with_a_message_naming_the_option(args, message, capsys):
-    code, result = run_main(args, capsys)
+    code, result = run_main(health_check, args, capsys)
     assert code == 1 and result["failed"]
     assert message in result["msg"]
 
@@ -39,10 +33,10 @@ def test_unhealthy_fails_unless_report_only_and_secrets_stay_hidden(capsys):
     probes = [{"name": "closed", "type": "tcp", "host": "127.0.0.1", "port": 1},
               {"name": "cmd", "type": "command", "command": ["true"]},
               {"name": "secret", "type": "command", "command": ["true"], "headers": {"Authorization": "hunter2"}}]
-    code, result = run_main({"probes": probes, "_ansible_check_mode": True}, capsys)
+    code, result = run_main(health_check, {"probes": probes, "_ansible_check_mode": True}, capsys)
     assert code == 1 and result["msg"] == "1 of 3 probes unhealthy: closed (connection refused)"
     assert result["failed_probes"] == ["closed"] and result["changed"] is False
     assert "hunter2" not in json.dumps(result)
-    code, result = run_main({"probes": probes, "report_only": True}, capsys)
+    code, result = run_main(health_check, {"probes": probes, "report_only": True}, capsys)
     assert code == 0 and not result.get("failed") and result["healthy"] is False
     assert [p["healthy"] for p in result["probes"]] == [False, True, True]

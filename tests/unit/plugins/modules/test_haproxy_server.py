@@ -1,0 +1,25 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sre.ops.plugins.modules import haproxy_server
+
+from ._run import run_main
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"socket": "/x.sock", "backend": "be"}, "one of the following is required: state, weight"),
+        ({"socket": "/x.sock", "backend": "be", "state": "down"}, "value of state must be one of: ready, drain, maint"),
+        ({"socket": "nonsense", "backend": "be", "state": "drain"}, "socket 'nonsense' is neither a path to a UNIX socket nor host:port"),
+        ({"socket": "/run/nowhere.sock", "backend": "be", "state": "drain"},
+         "cannot reach the HAProxy runtime API at /run/nowhere.sock to send 'show stat': No such file or directory"),
+    ],
+)
+def test_bad_input_fails_with_a_message_naming_the_problem(args, message, capsys):
+    code, result = run_main(haproxy_server, args, capsys)
+    assert code == 1 and result["failed"] and message in result["msg"]

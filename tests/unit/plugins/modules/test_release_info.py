@@ -1,0 +1,19 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+from ansible_collections.sre.ops.plugins.modules import release_info
+
+from ._run import run_main
+
+
+def test_missing_root_gives_empty_results(capsys, tmp_path):
+    code, result = run_main(release_info, {"path": str(tmp_path / "none"), "_ansible_check_mode": True}, capsys)
+    assert code == 0 and not result["changed"]
+    assert (result["current"], result["previous_good"], result["releases"], result["leftovers"]) == (None, None, [], [])
+
+
+def test_relative_path_is_refused(capsys):
+    code, result = run_main(release_info, {"path": "srv/app"}, capsys)
+    assert code == 1 and "must be absolute" in result["msg"]
