@@ -13,7 +13,8 @@ from .conftest import deploy_demo, run_module
 
 pytestmark = pytest.mark.fleet
 
-BASE = {"socket": "{{ haproxy_socket }}", "backend": "be_app", "window": 4, "interval": 1, "min_requests": 50, "min_samples": 20,
+# HAProxy gives one response-time average per server and interval: a 4 s window at 1 s gives ~4 samples.
+BASE = {"socket": "{{ haproxy_socket }}", "backend": "be_app", "window": 4, "interval": 1, "min_requests": 50, "min_samples": 3,
         "fail_on": []}
 
 
@@ -47,7 +48,7 @@ def test_error_canary_fails_on_errors(bad_canaries, tmp_path):
 
 
 def test_slow_canary_fails_on_latency_from_probes(bad_canaries, tmp_path):
-    result, _traffic = analyse(bad_canaries, tmp_path, "v4", canary=["web3"], baseline=["web1", "web4"],
+    result, _traffic = analyse(bad_canaries, tmp_path, "v4", canary=["web3"], baseline=["web1", "web4"], min_samples=20,
                                canary_urls=["http://127.0.2.13:8080/"], baseline_urls=["http://127.0.2.11:8080/", "http://127.0.2.14:8080/"])
     latency = next(m for m in result["metrics"] if m["metric"] == "latency")
     assert latency["verdict"] == "fail" and latency["canary"]["p50_ms"] >= 300 and latency["baseline"]["p50_ms"] < 100

@@ -10,9 +10,11 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -32,16 +34,23 @@ VARS = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "demo-fleet.yml")
 def dfleet(releases_dir, tmp_path_factory):
     fleet = make_fleet("deploy", "127.0.8.10")
     fleet.up()
+    # Artifacts in a directory only the controller sees (every fleet host mounts its own /root), so anything
+    # that reads the artifact on a managed host instead of the controller fails here.
+    artifacts = tempfile.mkdtemp(prefix="sre-ops-artifacts-", dir="/root")
     try:
+        for name in os.listdir(releases_dir):
+            shutil.copy(os.path.join(releases_dir, name), artifacts)
         deploy_demo(fleet, releases_dir, "v1")
         fleet.reports = str(tmp_path_factory.mktemp("reports"))
+        fleet.artifacts = artifacts
         yield fleet
     finally:
         fleet.down()
+        shutil.rmtree(artifacts, ignore_errors=True)
 
 
-def deploy_args(fleet, releases_dir, version, strategy, extra=None):
-    args = ["-e", f"@{VARS}", "-e", f"deploy_artifact={releases_dir}/demo-app-{version}.tar.gz", "-e", f"deploy_release={version}",
+def deploy_args(fleet, releases_dir, version, strategy, extra=None):  # pylint: disable=unused-argument
+    args = ["-e", f"@{VARS}", "-e", f"deploy_artifact={fleet.artifacts}/demo-app-{version}.tar.gz", "-e", f"deploy_release={version}",
             "-e", f"deploy_strategy={strategy}", "-e", f"deploy_report_dir={fleet.reports}"]
     if extra:
         args += ["-e", json.dumps(extra)]

@@ -17,6 +17,18 @@ from .conftest import make_fleet, run_playbook, ssh
 
 pytestmark = pytest.mark.fleet
 
+
+@pytest.fixture(scope="module")
+def fleet():
+    """A fleet of this module's own: these tests start from fresh hosts, whatever other modules did before."""
+    instance = make_fleet("foundation", "127.0.5.10")
+    instance.up()
+    try:
+        yield instance
+    finally:
+        instance.down()
+
+
 APP_HOSTS = ["web1", "web2", "web3", "web4"]
 HASH_HOST_FILES = "find /srv /etc/app -xdev -type f -o -type l 2>/dev/null | sort | xargs -r sha256sum; readlink /srv/app/current || true"
 
