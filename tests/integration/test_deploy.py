@@ -158,27 +158,29 @@ def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet,
      "latency: canary latency is higher"),
 ])
 def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, releases_dir, version, extra, reason):
+    before = versions(dfleet)
     traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=120).start()
     with ServingSampler(dfleet) as sampler:
         run = deploy(dfleet, releases_dir, version, "canary", extra=extra)
     report = traffic.stop()
     assert run.rc != 0, "a failed canary must fail the run"
-    assert versions(dfleet) == {h: "v2" for h in APP}, "no host may be left on the bad release"
+    assert versions(dfleet) == before, "no host may be left on the bad release"
     rollout = latest_report(dfleet, "canary")
     assert rollout["verdict"] == "aborted" and rollout["rollback_taken"]
     assert rollout["analyses"][0]["verdict"] == "fail" and any(reason in r for r in rollout["analyses"][0]["reasons"])
     assert set(report["errors_by_server"]) <= {"web1"}, f"errors outside the canary: {report['errors_by_server']}"
     assert sampler.minimum >= 3
     ledger = json.loads(ssh(dfleet, "web1", "cat /srv/app/ledger.json").stdout)
-    assert ledger["releases"][version]["outcome"] == "rolled_back" and ledger["current"] == "v2"
+    assert ledger["releases"][version]["outcome"] == "rolled_back" and ledger["current"] == before["web1"]
 
 
 def test_failed_health_gate_stops_the_rollout_and_rolls_the_batch_back(dfleet, releases_dir):
+    before = versions(dfleet)
     with ServingSampler(dfleet) as sampler:
         run = deploy(dfleet, releases_dir, "v5", "rolling", extra={"deploy_health_deadline": 3})
     assert run.rc != 0
     assert "rollout aborted and rolled back: wave 1 (web1) failed at 'Health gate'" in run.output
-    assert versions(dfleet) == {h: "v2" for h in APP}
+    assert versions(dfleet) == before
     rollout = latest_report(dfleet, "rolling")
     assert rollout["verdict"] == "aborted" and [w["hosts"] for w in rollout["waves"]] == [["web1"]]
     assert rollout["waves"][0]["outcome"] == "rolled_back"
@@ -203,6 +205,7 @@ def test_blue_green_with_zero_errors_then_rollback_is_one_switch(dfleet, release
 
 
 def test_rollback_playbook_after_a_completed_rolling_rollout(dfleet, releases_dir):
+    assert deploy(dfleet, releases_dir, "v2", "rolling").rc == 0
     assert deploy(dfleet, releases_dir, "v1", "rolling").rc == 0
     assert versions(dfleet) == {h: "v1" for h in APP}
     back = run_playbook(dfleet, "sre.ops.rollback", "-e", f"@{VARS}")
@@ -270,3 +273,35 @@ def test_check_mode_of_canary_and_blue_green_changes_nothing_and_its_plan_matche
     summary = [(w["phase"], r["host"], r["release_after"]) for w in done["waves"] for r in w["records"]]
     planned_summary = [(w["phase"], r["host"], r["release_after"]) for w in planned["waves"] for r in w["records"]]
     assert summary == planned_summary and summary, (planned_summary, summary)
+
+
+def test_blue_green_retires_the_old_colour_after_its_rollback_window(dfleet, releases_dir):
+    live_backend = next(line.split()[2] for line in api(dfleet, f"show map {dfleet.path('hosts.map')}").splitlines() if "www.test" in line)
+    old = ["web1", "web2"] if live_backend == "be_blue" else ["web3", "web4"]
+    target = "v1" if versions(dfleet)[old[0]] == "v2" else "v2"
+    started = time.monotonic()
+    run = deploy(dfleet, releases_dir, target, "blue_green", extra={"deploy_bg_rollback_window": 2, "deploy_bg_retire": True})
+    try:
+        assert run.rc == 0, run.output
+        assert time.monotonic() - started >= 2, "the old colour must be kept for the rollback window"
+        for host in old:
+            assert ssh(dfleet, host, "/srv/app/current/bin/appctl status").returncode == 3, f"{host} (old colour) still runs"
+        after = TrafficGenerator(dfleet.lb_url, rate=40, duration=1, host_header="www.test").run()
+        assert after["errors"] == 0 and after["by_version"] == {target: after["requests"]}
+    finally:
+        for host in old:
+            ssh(dfleet, host, "/srv/app/current/bin/appctl start")
+
+
+def test_inconclusive_canary_stops_with_a_clear_message_and_rolls_back(dfleet, releases_dir):
+    before = versions(dfleet)
+    target = "v1" if before["web1"] == "v2" else "v2"
+    # Without a terminal the approval prompt cannot be answered, so "pause" must not promote.
+    run = deploy(dfleet, releases_dir, target, "canary", extra={
+        "deploy_canary_on_inconclusive": "pause",
+        "deploy_canary_analysis": {"window": 2, "interval": 1, "min_requests": 100000, "min_samples": 3}})
+    assert run.rc != 0
+    rollout = latest_report(dfleet, "canary")
+    assert rollout["verdict"] == "aborted" and rollout["analyses"][0]["verdict"] == "inconclusive"
+    assert "canary analysis inconclusive" in rollout["abort_reason"] and "too few requests" in rollout["abort_reason"]
+    assert versions(dfleet) == before, "an inconclusive canary must not stay on the new release"
