@@ -53,6 +53,7 @@ def main() -> int:
     print("demo: starting the test fleet (4 hosts + HAProxy)")
     fleet.up()
     rows = []
+    notes: list[str] = []
     try:
         # Host configuration (where each app listens) is provisioning, not deployment.
         for module, args in (
@@ -74,7 +75,7 @@ def main() -> int:
             verdict = json.load(open(report_files[-1], encoding="utf-8"))["verdict"] if report_files else ("failed" if rc else "?")
             with open(log, encoding="utf-8") as handle:
                 if "nothing to do" in handle.read():
-                    label += " - live colour already runs it: nothing to do"
+                    notes.append(f"{label}: the live colour already runs {version}, so there was nothing to do")
             rows.append((label, verdict, rc, seen["requests"], seen["errors"], ", ".join(f"{k}={v}" for k, v in sorted(seen["errors_by_server"].items())),
                          elapsed))
         serving = {}
@@ -90,7 +91,9 @@ def main() -> int:
     print(f"{'rollout':<24}{'verdict':<12}{'rc':>3}{'requests':>10}{'client errors':>15}  {'errors by server':<18}{'seconds':>8}")
     for label, verdict, rc, requests, errors, by_server, elapsed in rows:
         print(f"{label:<24}{verdict:<12}{rc:>3}{requests:>10}{errors:>15}  {by_server or '-':<18}{elapsed:>8.1f}")
-    print("(the first install's client errors are HAProxy's 503s while the fresh fleet had no app running yet)")
+    notes.insert(0, "the first install's client errors are HAProxy's 503s while the fresh fleet had no app running yet")
+    for note in notes:
+        print(f"note: {note}")
     print(f"\nversions served at the end: {serving}")
     print(f"reports: {reports}\nlogs:    {OUT}")
     expected = ["completed", "completed", "aborted", "completed", "planned"]
