@@ -22,19 +22,3 @@ attributes:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 """
-
-    # For read-only modules: they really execute in check mode, because reading changes nothing.
-    INFO_MODULE = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state, so it runs in full in check mode and returns real results.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
-"""
