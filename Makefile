@@ -18,7 +18,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export SREOPS_LOG_DIR := $(BUILD)/logs
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help bootstrap build releases demo test sanity lint unit integration molecule fleet-up fleet-down clean
+.PHONY: help bootstrap build releases demo test sanity lint unit integration molecule pytest fleet-up fleet-down clean
 
 help:
 	@echo "make demo   - install what is needed, start the test fleet, run the demo, tear it down"
@@ -51,6 +51,10 @@ test: build
 
 sanity lint unit integration molecule: build
 	@cd $(INSTALLED) && python tests/run_checks.py $@
+
+# One test file or test while developing: make pytest ARGS="tests/unit/fleet/test_core.py -k address -x"
+pytest: build
+	@cd $(INSTALLED) && python -m pytest -p no:cacheprovider $(ARGS)
 
 fleet-up: build
 	@tests/fleet/fleet up

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fleet"))
 sys.path.insert(0, HERE)
 
 from release_vs_ansistrano_style import ansistrano_style  # noqa: E402 pylint: disable=wrong-import-position
-from sreops_fleet import Fleet, FleetConfig  # noqa: E402 pylint: disable=wrong-import-position
+from sreops_fleet import Fleet, FleetConfig, on_test_net  # noqa: E402 pylint: disable=wrong-import-position
 from sreops_fleet.releases import build  # noqa: E402 pylint: disable=wrong-import-position
 
 VARS = os.path.join(ROOT, "playbooks", "vars", "demo-fleet.yml")
@@ -49,7 +49,7 @@ def main() -> int:
     results: dict[str, list[float]] = {"sre.ops.deploy, demo safety settings": [], "sre.ops.deploy, one wave": [],
                                        "ansistrano-style file work only": []}
     with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
-        fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base="127.0.9.10", http_port=8000))
+        fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base=on_test_net("127.0.9.10"), http_port=8000))
         fleet.up()
         try:
             for module, margs in (("ansible.builtin.file", {"path": "/etc/app", "state": "directory", "mode": "0755"}),

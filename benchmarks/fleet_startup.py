@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fleet"))
 
-from sreops_fleet import Fleet, FleetConfig  # noqa: E402 pylint: disable=wrong-import-position
+from sreops_fleet import Fleet, FleetConfig, on_test_net  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     ups, downs, pings = [], [], []
     with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
         for _run in range(runs):
-            fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base="127.0.6.10", http_port=8000))
+            fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base=on_test_net("127.0.6.10"), http_port=8000))
             started = time.perf_counter()
             fleet.up()
             ups.append(time.perf_counter() - started)

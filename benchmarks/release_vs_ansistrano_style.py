@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "fleet"))
 
-from sreops_fleet import Fleet, FleetConfig  # noqa: E402 pylint: disable=wrong-import-position
+from sreops_fleet import Fleet, FleetConfig, on_test_net  # noqa: E402 pylint: disable=wrong-import-position
 from sreops_fleet.releases import build  # noqa: E402 pylint: disable=wrong-import-position
 
 ROOT = "/srv/app"
@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sreops-bench-") as tmp:
-        fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base="127.0.7.10", http_port=8000))
+        fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base=on_test_net("127.0.7.10"), http_port=8000))
         fleet.up()
         try:
             subprocess.run(["ansible", "app", "-m", "ansible.builtin.file", "-a", "path=/srv/artifacts state=directory"],

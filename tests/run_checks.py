@@ -86,7 +86,16 @@ def closing_line(path: str) -> str:
     return found[-1] if found else ""
 
 
+def isolate_test_network() -> None:
+    """Give molecule the same $SREOPS_TEST_NET shift the pytest fleets get (see sreops_fleet.on_test_net)."""
+    net = os.environ.get("SREOPS_TEST_NET", "0") or "0"
+    if net != "0":
+        os.environ.setdefault("SREOPS_MOLECULE_ADDRESS_BASE", f"127.{net}.4.10")
+        os.environ.setdefault("SREOPS_MOLECULE_FLEET_DIR", f"/tmp/sre-ops-molecule-fleet-{net}")
+
+
 def main(argv: list[str]) -> int:
+    isolate_test_network()
     names = argv or list(STAGES)
     unknown = [n for n in names if n not in STAGES]
     if unknown:

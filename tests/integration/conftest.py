@@ -18,7 +18,7 @@ import typing as t
 
 import pytest
 
-from sreops_fleet import Fleet, FleetConfig
+from sreops_fleet import Fleet, FleetConfig, on_test_net
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The ansible-playbook of the Python running the tests (the project's venv), else the one on PATH.
@@ -56,6 +56,12 @@ def run_playbook(fleet: Fleet, playbook: str, *args: str, extra_vars: dict[str, 
     return PlaybookRun(proc.returncode, output, recap)
 
 
+def host_url(fleet: Fleet, host: str, path: str = "/") -> str:
+    """The demo app's URL on a fleet host, e.g. http://127.0.2.12:8080/healthz."""
+    address = {h.name: h.address for h in fleet.hosts()}[host]
+    return f"http://{address}:{fleet.config.app_port}{path}"
+
+
 def ssh(fleet: Fleet, host: str, command: str) -> subprocess.CompletedProcess:
     """Run a shell command on a fleet host through the same SSH settings ansible uses."""
     address = {h.name: h for h in fleet.hosts()}[host]
@@ -67,14 +73,18 @@ def ssh(fleet: Fleet, host: str, command: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
-TEST_FLEETS_DIR = os.environ.get("SREOPS_TEST_FLEETS_DIR", "/tmp/sre-ops-test-fleets")
+_NET = os.environ.get("SREOPS_TEST_NET", "0") or "0"
+TEST_FLEETS_DIR = os.environ.get("SREOPS_TEST_FLEETS_DIR", "/tmp/sre-ops-test-fleets" + ("" if _NET == "0" else f"-{_NET}"))
 
 
 def make_fleet(name: str, address_base: str, **kwargs: t.Any) -> Fleet:
-    """A fleet with a stable run directory per name, so one left by a killed test run is found and ended."""
+    """A fleet with a stable run directory per name, so one left by a killed test run is found and ended.
+
+    ``address_base`` is a 127.0.x.y address; $SREOPS_TEST_NET moves it (see sreops_fleet.on_test_net).
+    """
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root")
-    fleet = Fleet(FleetConfig(run_dir=os.path.join(TEST_FLEETS_DIR, name), address_base=address_base, http_port=8000, **kwargs))
+    fleet = Fleet(FleetConfig(run_dir=os.path.join(TEST_FLEETS_DIR, name), address_base=on_test_net(address_base), http_port=8000, **kwargs))
     if fleet.status()["state"] != "down":
         ended = fleet.down()
         print(f"ended a fleet left behind by an earlier run in {fleet.run_dir}: {', '.join(ended) or 'nothing alive'}")

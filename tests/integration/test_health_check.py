@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from sreops_fleet import servers
-from .conftest import deploy_demo, run_module, ssh
+from sreops_fleet import servers, on_test_net
+from .conftest import deploy_demo, host_url, run_module, ssh
 
 pytestmark = pytest.mark.fleet
 
@@ -62,10 +62,10 @@ def test_bad_releases_fail_for_the_right_reason(v1_everywhere, releases_dir, tmp
     deploy_demo(fleet, releases_dir, "v4", limit="web3")
     try:
         probes = [
-            {"name": "web2 healthz", "url": "http://127.0.2.12:8080/healthz"},
-            {"name": "web2 main", "url": "http://127.0.2.12:8080/", "success_threshold": 20, "interval": 0.01},
-            {"name": "web3 main", "url": "http://127.0.2.13:8080/", "max_latency": 0.2},
-            {"name": "web1 main", "url": "http://127.0.2.11:8080/", "max_latency": 0.2},
+            {"name": "web2 healthz", "url": host_url(fleet, "web2", "/healthz")},
+            {"name": "web2 main", "url": host_url(fleet, "web2", "/"), "success_threshold": 20, "interval": 0.01},
+            {"name": "web3 main", "url": host_url(fleet, "web3", "/"), "max_latency": 0.2},
+            {"name": "web1 main", "url": host_url(fleet, "web1", "/"), "max_latency": 0.2},
         ]
         run, results = run_module(fleet, "localhost", "sre.ops.health_check", {"probes": probes}, tmp_dir=str(tmp_path))
         assert run.rc == 0, run.output
@@ -105,8 +105,9 @@ def test_stopped_app_fails_within_its_deadline(v1_everywhere, tmp_path):
 @pytest.fixture
 def slow_loris():
     """An endpoint on the shared loopback that never finishes its response."""
-    with servers.slow_loris("127.0.2.200", every=0.2) as port:
-        yield f"http://127.0.2.200:{port}/"
+    address = on_test_net("127.0.2.200")
+    with servers.slow_loris(address, every=0.2) as port:
+        yield f"http://{address}:{port}/"
 
 
 def test_slow_loris_endpoint_is_bounded_by_its_timeout(v1_everywhere, slow_loris, tmp_path):

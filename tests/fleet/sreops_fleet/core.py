@@ -84,6 +84,21 @@ Subsystem sftp internal-sftp
 """
 
 
+def on_test_net(address: str) -> str:
+    """``address`` moved to the test network ``$SREOPS_TEST_NET`` (the second octet, default 0).
+
+    Test suites, molecule and benchmarks pick fixed 127.0.x.y ranges; several checkouts tested at once on one
+    machine each set their own SREOPS_TEST_NET so their fleets never share an address.
+    """
+    net = os.environ.get("SREOPS_TEST_NET", "0") or "0"
+    if not net.isdigit() or not 0 <= int(net) <= 255:
+        raise FleetError(f"SREOPS_TEST_NET must be a number from 0 to 255, got {net!r}")
+    octets = address.split(".")
+    if len(octets) != 4 or octets[0] != "127":
+        raise FleetError(f"test addresses are loopback addresses 127.x.y.z, got {address!r}")
+    return ".".join([octets[0], str(int(net)), octets[2], octets[3]])
+
+
 class FleetError(Exception):
     """A fleet operation failed; the message says what and how to recover."""
 

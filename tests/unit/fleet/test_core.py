@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from sreops_fleet import Fleet, FleetConfig, FleetError, haproxy, pid_alive
+from sreops_fleet import Fleet, FleetConfig, FleetError, haproxy, pid_alive, on_test_net
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,25 @@ def test_rendered_haproxy_config_is_valid(tmp_path):
     assert "server web1 127.0.9.11:8080 check" in text
     assert "map(" + str(map_path) in text
     assert os.path.basename(str(map_path)) in text
+
+
+@pytest.mark.parametrize("net, address, expected", [
+    ("", "127.0.2.10", "127.0.2.10"),
+    ("0", "127.0.8.14", "127.0.8.14"),
+    ("3", "127.0.2.10", "127.3.2.10"),
+    ("255", "127.0.4.200", "127.255.4.200"),
+])
+def test_test_address_moves_to_the_test_network(monkeypatch, net, address, expected):
+    monkeypatch.setenv("SREOPS_TEST_NET", net)
+    assert on_test_net(address) == expected
+
+
+@pytest.mark.parametrize("net, address, message", [
+    ("256", "127.0.2.10", "SREOPS_TEST_NET must be a number from 0 to 255"),
+    ("x", "127.0.2.10", "SREOPS_TEST_NET must be a number from 0 to 255"),
+    ("1", "10.0.2.10", "loopback addresses"),
+])
+def test_test_address_refuses_bad_settings(monkeypatch, net, address, message):
+    monkeypatch.setenv("SREOPS_TEST_NET", net)
+    with pytest.raises(FleetError, match=message):
+        on_test_net(address)
