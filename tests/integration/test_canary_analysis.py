@@ -48,8 +48,11 @@ def test_error_canary_fails_on_errors(bad_canaries, tmp_path):
 
 
 def test_slow_canary_fails_on_latency_from_probes(bad_canaries, tmp_path):
-    result, _traffic = analyse(bad_canaries, tmp_path, "v4", canary=["web3"], baseline=["web1", "web4"], min_samples=20,
-                               canary_urls=[host_url(bad_canaries, "web3", "/")], baseline_urls=[host_url(bad_canaries, "web1", "/"), host_url(bad_canaries, "web4", "/")])
+    result, _traffic = analyse(
+        bad_canaries, tmp_path, "v4", canary=["web3"], baseline=["web1", "web4"], min_samples=20,
+        canary_urls=[host_url(bad_canaries, "web3", "/")],
+        baseline_urls=[host_url(bad_canaries, "web1", "/"), host_url(bad_canaries, "web4", "/")],
+    )
     latency = next(m for m in result["metrics"] if m["metric"] == "latency")
     assert latency["verdict"] == "fail" and latency["canary"]["p50_ms"] >= 300 and latency["baseline"]["p50_ms"] < 100
     assert result["verdict"] == "fail"

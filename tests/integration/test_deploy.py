@@ -155,7 +155,7 @@ def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet,
     ("v3", None, "error_ratio: canary error ratio"),
     ("v4", {"deploy_canary_analysis": {"window": 6, "interval": 1, "min_requests": 40, "min_samples": 20, "probe_rate": 8,
                                        "canary_urls": [f"http://{on_test_net('127.0.8.11')}:8080/"],
-                                       "baseline_urls": [f"http://{on_test_net('127.0.8.12')}:8080/", f"http://{on_test_net('127.0.8.13')}:8080/", f"http://{on_test_net('127.0.8.14')}:8080/"]}},
+                                       "baseline_urls": [f"http://{on_test_net(f'127.0.8.{n}')}:8080/" for n in (12, 13, 14)]}},
      "latency: canary latency is higher"),
 ])
 def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, releases_dir, version, extra, reason):
