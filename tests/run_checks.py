@@ -45,11 +45,25 @@ def sanity() -> list[tuple[list[str], dict[str, str] | None]]:
     return commands
 
 
+def integration_workers() -> list[str]:
+    """pytest-xdist options: test files spread over $SREOPS_TEST_WORKERS processes (default 2, 1 = no xdist).
+
+    Most of an integration test's time is spent waiting on SSH round trips, HAProxy health checks and traffic
+    windows, so two workers roughly halve the stage on two cores. Whole files go to one worker (loadfile): a
+    file's fleet fixture is brought up once, and each worker's fleets get addresses of their own.
+    """
+    workers = os.environ.get("SREOPS_TEST_WORKERS", "2")
+    if not workers.isdigit() or int(workers) < 1:
+        raise SystemExit(f"SREOPS_TEST_WORKERS must be a whole number of 1 or more, got {workers!r}")
+    return [] if int(workers) == 1 else ["-n", workers, "--dist", "loadfile"]
+
+
 STAGES = {
     "sanity": sanity,
     "lint": lambda: [(["ansible-lint", "--offline", "--profile", "production", "--nocolor"], None)],
     "unit": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], None)],
-    "integration": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration"], None)],
+    "integration": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *integration_workers(), "--durations=25",
+                              "tests/integration"], None)],
     "molecule": lambda: [(["molecule", "test", "--all"], None)],
 }
 

@@ -74,7 +74,11 @@ def ssh(fleet: Fleet, host: str, command: str) -> subprocess.CompletedProcess:
 
 
 _NET = os.environ.get("SREOPS_TEST_NET", "0") or "0"
-TEST_FLEETS_DIR = os.environ.get("SREOPS_TEST_FLEETS_DIR", "/tmp/sre-ops-test-fleets" + ("" if _NET == "0" else f"-{_NET}"))
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_FLEETS_DIR = os.path.join(
+    os.environ.get("SREOPS_TEST_FLEETS_DIR", "/tmp/sre-ops-test-fleets" + ("" if _NET == "0" else f"-{_NET}")),
+    *([_WORKER] if _WORKER else []),
+)
 
 
 def make_fleet(name: str, address_base: str, **kwargs: t.Any) -> Fleet:

@@ -88,7 +88,8 @@ def on_test_net(address: str) -> str:
     """``address`` moved to the test network ``$SREOPS_TEST_NET`` (the second octet, default 0).
 
     Test suites, molecule and benchmarks pick fixed 127.0.x.y ranges; several checkouts tested at once on one
-    machine each set their own SREOPS_TEST_NET so their fleets never share an address.
+    machine each set their own SREOPS_TEST_NET so their fleets never share an address. Under pytest-xdist,
+    worker gwN adds N * 64 to the third octet (see xdist_worker_index).
     """
     net = os.environ.get("SREOPS_TEST_NET", "0") or "0"
     if not net.isdigit() or not 0 <= int(net) <= 255:
@@ -96,7 +97,24 @@ def on_test_net(address: str) -> str:
     octets = address.split(".")
     if len(octets) != 4 or octets[0] != "127":
         raise FleetError(f"test addresses are loopback addresses 127.x.y.z, got {address!r}")
-    return ".".join([octets[0], str(int(net)), octets[2], octets[3]])
+    third = int(octets[2]) + XDIST_WORKER_SHIFT * xdist_worker_index()
+    if third > 255:
+        raise FleetError(f"{address!r} moved for pytest-xdist worker {xdist_worker_index()} leaves the 127.x.y.z range")
+    return ".".join([octets[0], str(int(net)), str(third), octets[3]])
+
+
+# Test suites pick third octets below 64: each pytest-xdist worker after the first gets its own copy of them.
+XDIST_WORKER_SHIFT = 64
+
+
+def xdist_worker_index() -> int:
+    """0 outside pytest-xdist and in its first worker (gw0), N in worker gwN.
+
+    Session fixtures run once per worker, so two workers bringing up "the same" fleet must not share its
+    addresses.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
 
 
 class FleetError(Exception):

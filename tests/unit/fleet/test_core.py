@@ -83,7 +83,26 @@ def test_rendered_haproxy_config_is_valid(tmp_path):
 ])
 def test_test_address_moves_to_the_test_network(monkeypatch, net, address, expected):
     monkeypatch.setenv("SREOPS_TEST_NET", net)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     assert on_test_net(address) == expected
+
+
+@pytest.mark.parametrize("worker, address, expected", [
+    ("gw0", "127.0.2.10", "127.5.2.10"),
+    ("gw1", "127.0.2.10", "127.5.66.10"),
+    ("gw2", "127.0.39.14", "127.5.167.14"),
+    ("master", "127.0.8.14", "127.5.8.14"),
+])
+def test_each_xdist_worker_gets_its_own_addresses(monkeypatch, worker, address, expected):
+    monkeypatch.setenv("SREOPS_TEST_NET", "5")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    assert on_test_net(address) == expected
+
+
+def test_a_worker_shift_past_the_range_is_refused(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw4")
+    with pytest.raises(FleetError, match="leaves the 127.x.y.z range"):
+        on_test_net("127.0.2.10")
 
 
 @pytest.mark.parametrize("net, address, message", [
@@ -93,5 +112,6 @@ def test_test_address_moves_to_the_test_network(monkeypatch, net, address, expec
 ])
 def test_test_address_refuses_bad_settings(monkeypatch, net, address, message):
     monkeypatch.setenv("SREOPS_TEST_NET", net)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     with pytest.raises(FleetError, match=message):
         on_test_net(address)
