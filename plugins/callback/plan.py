@@ -305,7 +305,9 @@ class CallbackModule(CallbackBase):
         self._load_secrets(host)
         action = to_text(getattr(task, "resolved_action", None) or task.action or "")
         args = task.args if isinstance(task.args, dict) else {}
-        check_mode = task.check_mode if isinstance(task.check_mode, bool) else self._plan.check_mode
+        # A check run's skips are judged by the run's mode, also for tasks with check_mode: false: their conditions
+        # often read ansible_check_mode, and the real run would take the other branch.
+        check_mode = self._plan.check_mode
         diff_wanted = task.diff if isinstance(task.diff, bool) else bool(self._plan.meta.get("diff_mode"))
         register = to_text(task.register) if isinstance(getattr(task, "register", None), str) else ""
         hidden = bool(data.get("censored") or data.get("_ansible_no_log") or task.no_log is True

@@ -116,7 +116,7 @@ def _declared(result: t.Mapping[str, t.Any]) -> list[str] | None:
     declared = [v for v in values if v in DECLARABLE_ACTIONS]
     if not declared or len(declared) != len(values):
         return None
-    return order_actions(declared)
+    return list(dict.fromkeys(declared))
 
 
 def order_actions(actions: t.Iterable[str]) -> list[str]:
@@ -412,6 +412,8 @@ def result_message(name: str, result: t.Mapping[str, t.Any]) -> str:
             parts.append("prune " + ", ".join(str(p) for p in result["pruned"]))
         return "; ".join(parts)
     msg = result.get("msg")
+    if msg == "All items completed":  # ansible's own line for a loop: the items say more
+        return ""
     if isinstance(msg, list):
         msg = "; ".join(str(m) for m in msg)
     return str(msg or "")
@@ -572,27 +574,30 @@ def host_ranges(hosts: t.Iterable[str]) -> str:
         match = _SPLIT.match(name)
         parsed.append((match.group(1), match.group(2), index) if match else (name, None, index))
     out: list[tuple[int, str]] = []
-    by_prefix: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
+    by_prefix: dict[str, list[tuple[int, str, int]]] = {}
     for prefix, digits, index in parsed:
         if digits is None:
             out.append((index, prefix))
-            continue
-        width = len(digits) if digits.startswith("0") else 0
-        by_prefix.setdefault((prefix, width), []).append((int(digits), digits, index))
-    for (prefix, _width), numbers in by_prefix.items():
+        else:
+            by_prefix.setdefault(prefix, []).append((int(digits), digits, index))
+
+    def follows(previous: tuple[int, str, int], current: tuple[int, str, int]) -> bool:
+        same_style = len(current[1]) == len(previous[1]) or not (current[1].startswith("0") or previous[1].startswith("0"))
+        return current[0] == previous[0] + 1 and same_style
+
+    for prefix, numbers in by_prefix.items():
         numbers.sort()
-        run = [numbers[0]]
-        for number in numbers[1:] + [None]:  # type: ignore[list-item]
-            if number is not None and number[0] == run[-1][0] + 1:
-                run.append(number)
-                continue
-            first, last = run[0], run[-1]
+        runs = [[numbers[0]]]
+        for number in numbers[1:]:
+            if follows(runs[-1][-1], number):
+                runs[-1].append(number)
+            else:
+                runs.append([number])
+        for run in runs:
             if len(run) >= 3:
-                out.append((first[2], f"{prefix}{first[1]}..{prefix}{last[1]}"))
+                out.append((run[0][2], f"{prefix}{run[0][1]}..{prefix}{run[-1][1]}"))
             else:
                 out.extend((n[2], f"{prefix}{n[1]}") for n in run)
-            if number is not None:
-                run = [number]
     return ", ".join(text for _index, text in sorted(out))
 
 
