@@ -35,8 +35,9 @@ options:
       - The directory the plans are written to, created if missing. Each run writes
         C(plan-<UTC start time>-<playbook>.json) and C(.md), and copies them to C(latest.json) and C(latest.md).
       - A relative path is relative to the directory ansible-playbook runs in (for an ini setting, to the ansible.cfg file).
+      - Default - C(plans) in the directory ansible-playbook runs in; under ansible-runner (and so AWX), C(sre_ops_plan) in the
+        run's artifact directory.
     type: path
-    default: plans
     env:
       - name: SREOPS_PLAN_DIR
     ini:
@@ -53,6 +54,18 @@ options:
     ini:
       - section: sre_ops_plan
         key: formats
+  display:
+    description:
+      - What the callback prints at the end of the run. V(line) prints the closing line and where the plans were written.
+      - V(markdown) prints the whole Markdown plan too, for places where the run's output is what stays, such as an AWX job.
+    type: str
+    choices: [line, markdown]
+    default: line
+    env:
+      - name: SREOPS_PLAN_DISPLAY
+    ini:
+      - section: sre_ops_plan
+        key: display
   exit_status:
     description:
       - V(ansible) leaves ansible-playbook's exit status alone.
@@ -108,6 +121,7 @@ seealso:
     link: https://github.com/sre-ops/sre.ops/blob/main/docs/plan.md
 """
 
+import configparser
 import datetime
 import json
 import os
@@ -127,11 +141,27 @@ from ansible_collections.sre.ops.plugins.plugin_utils import _plan
 OPTION_SOURCES = {
     "dir": "SREOPS_PLAN_DIR or [sre_ops_plan] dir",
     "formats": "SREOPS_PLAN_FORMATS or [sre_ops_plan] formats",
+    "display": "SREOPS_PLAN_DISPLAY or [sre_ops_plan] display",
     "exit_status": "SREOPS_PLAN_EXIT_STATUS or [sre_ops_plan] exit_status",
     "unknown_as_change": "SREOPS_PLAN_UNKNOWN_AS_CHANGE or [sre_ops_plan] unknown_as_change",
     "secret_vars": "SREOPS_PLAN_SECRET_VARS or [sre_ops_plan] secret_vars",
     "secret_patterns": "SREOPS_PLAN_SECRET_PATTERNS or [sre_ops_plan] secret_patterns",
 }
+
+
+BOOLEAN_WORDS = frozenset(("true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"))
+
+
+def _raw_setting(env_name: str, ini_key: str) -> str | None:
+    """A setting as the user wrote it (ansible reads any unknown word as false for a boolean, silently)."""
+    if env_name in os.environ:
+        return os.environ[env_name]
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(C.CONFIG_FILE or "", encoding="utf-8")
+        return parser.get("sre_ops_plan", ini_key, fallback=None)
+    except (configparser.Error, OSError, TypeError):
+        return None
 
 
 def _collection_version() -> str:
@@ -178,7 +208,10 @@ class _ExitStatusHook:
     def __call__(self, code: t.Any = None) -> t.NoReturn:
         sys.exit = self._original
         if os.getpid() == self._pid and (code is None or isinstance(code, int)):
-            code = self._decide(int(code or 0))
+            try:
+                code = self._decide(int(code or 0))
+            except Exception:  # pylint: disable=broad-exception-caught
+                pass  # never lose ansible's own status over a plan problem
         self._original(code)
         raise SystemExit(code)  # only reached if the original was replaced by something that returns
 
@@ -225,9 +258,14 @@ class CallbackModule(CallbackBase):
         if unknown:
             self._warn(f"formats ({OPTION_SOURCES['formats']}) has unknown format(s) {', '.join(unknown)}; writing json and markdown")
             self._plugin_options["formats"] = ["json", "markdown"]
-        if self.get_option("exit_status") not in ("ansible", "detailed"):
-            self._warn(f"exit_status ({OPTION_SOURCES['exit_status']}) must be ansible or detailed, got {self.get_option('exit_status')!r}; using ansible")
-            self._plugin_options["exit_status"] = "ansible"
+        raw = _raw_setting("SREOPS_PLAN_UNKNOWN_AS_CHANGE", "unknown_as_change")
+        if raw is not None and raw.strip().lower() not in BOOLEAN_WORDS:
+            self._warn(f"unknown_as_change ({OPTION_SOURCES['unknown_as_change']}) must be true or false, got {raw!r}; using false")
+            self._plugin_options["unknown_as_change"] = False
+        for name, choices in (("exit_status", ("ansible", "detailed")), ("display", ("line", "markdown"))):
+            if self.get_option(name) not in choices:
+                self._warn(f"{name} ({OPTION_SOURCES[name]}) must be {' or '.join(choices)}, got {self.get_option(name)!r}; using {choices[0]}")
+                self._plugin_options[name] = choices[0]
         self._plan.masker = _plan.Masker(self.get_option("secret_patterns") or (), self.get_option("secret_vars") or ())
 
     def _warn(self, message: str) -> None:
@@ -261,7 +299,14 @@ class CallbackModule(CallbackBase):
             self._hook = _ExitStatusHook(self._final_exit_status)
 
     def _plan_dir(self) -> str:
-        return os.path.abspath(os.path.expanduser(to_text(self.get_option("dir") or "plans")))
+        configured = self.get_option("dir")
+        if configured:
+            return os.path.abspath(os.path.expanduser(to_text(configured)))
+        # ansible-runner tells its own display callback where the run's artifacts go; the plan belongs there too.
+        runner_artifacts = os.environ.get("AWX_ISOLATED_DATA_DIR")
+        if runner_artifacts:
+            return os.path.join(runner_artifacts, "sre_ops_plan")
+        return os.path.abspath("plans")
 
     def _prepare_dir(self) -> str:
         """An empty string when plans can be written to the plan directory, else what is wrong with it."""
@@ -434,6 +479,8 @@ class CallbackModule(CallbackBase):
             status = self._final_exit_status(None)
             self._hook.install()
         written = self._write(status)
+        if self.get_option("display") == "markdown":
+            self._display.display(self._plan.markdown(status))
         self._display.display(self._plan.closing_line())
         for path in written:
             self._display.display(f"sre.ops.plan: wrote {path}")
