@@ -127,6 +127,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import typing as t
 
 from ansible import constants as C
@@ -236,6 +237,7 @@ class CallbackModule(CallbackBase):
         self._dir_problem = ""
         self._hook: _ExitStatusHook | None = None
         self._stem = ""
+        self._self_time = 0.0
 
     # ----- options -------------------------------------------------------------------------------------
     def set_options(self, task_keys: t.Any = None, var_options: t.Any = None, direct: t.Any = None) -> None:
@@ -251,7 +253,7 @@ class CallbackModule(CallbackBase):
                                                               keys=task_keys, variables=var_options, direct=direct)
                 except AnsibleError as exc:
                     options[name] = definition.get("default")
-                    self._warn(f"{to_text(exc)} (set by {OPTION_SOURCES.get(name, name)}); using the default {options[name]!r}")
+                    self._warn(f"{name} ({OPTION_SOURCES.get(name, name)}) is invalid: {to_text(exc)}; using the default {options[name]!r}")
             self._plugin_options = options
         formats = self.get_option("formats") or []
         unknown = [f for f in formats if f not in ("json", "markdown")]
@@ -341,6 +343,13 @@ class CallbackModule(CallbackBase):
         self._record(result, _plan.UNREACHABLE)
 
     def _record(self, result: t.Any, status: str, ignored: bool = False) -> None:
+        started = time.perf_counter()
+        try:
+            self._record_result(result, status, ignored)
+        finally:
+            self._self_time += time.perf_counter() - started
+
+    def _record_result(self, result: t.Any, status: str, ignored: bool) -> None:
         host = getattr(result, "host", None) or result._host
         task = getattr(result, "task", None) or result._task
         data = getattr(result, "result", None)
@@ -470,6 +479,7 @@ class CallbackModule(CallbackBase):
 
     # ----- run end -------------------------------------------------------------------------------------
     def v2_playbook_on_stats(self, stats: t.Any) -> None:
+        started = time.perf_counter()
         self._reconcile(stats)
         self._plan.meta["ended"] = _now().isoformat(timespec="seconds")
         if len(self._playbooks) > 1:
@@ -478,6 +488,8 @@ class CallbackModule(CallbackBase):
         if self._hook is not None:
             status = self._final_exit_status(None)
             self._hook.install()
+        # Time spent recording results (writing the documents comes after; the benchmark's wall times include it).
+        self._plan.meta["plan_overhead_s"] = round(self._self_time + time.perf_counter() - started, 3)
         written = self._write(status)
         if self.get_option("display") == "markdown":
             self._display.display(self._plan.markdown(status))

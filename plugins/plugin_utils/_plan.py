@@ -356,7 +356,7 @@ class Record:
 
     def to_dict(self, masker: Masker) -> dict[str, t.Any]:
         out: dict[str, t.Any] = {
-            "address": self.address,
+            "address": masker.text(self.address),  # a task without a file position is known by its name
             "task": masker.text(self.task),
             "module": self.module,
             "action": self.action,
@@ -556,7 +556,7 @@ def group_records(records: list[Record], masker: Masker) -> list[Group]:
             groups[key].hosts.append(record.host)
             continue
         groups[key] = Group(
-            address=record.address, task=neutral["task"], module=record.module, actions=list(record.actions), hosts=[record.host],
+            address=neutral["address"], task=neutral["task"], module=record.module, actions=list(record.actions), hosts=[record.host],
             diff=neutral.get("diff") or [], msg=neutral.get("msg") or "", reason=neutral.get("reason") or "",
             hidden=record.hidden, items=neutral.get("items") or [],
         )
