@@ -416,12 +416,14 @@ class CallbackModule(CallbackBase):
             actions=outcome.actions,
             changed=bool(data.get("changed")),
             diff=_plan.normalize_diff(data.get("diff")) if diff_wanted and not hidden else [],
-            msg="" if hidden else _plan.plain(_plan.result_message(name, data) if outcome.actions != [_plan.NOOP] else ""),
+            msg="" if hidden else _plan.plain(_plan.result_message(name, data)
+                                              if outcome.actions != [_plan.NOOP] or data.get(_plan.DECLARED_SUMMARY_KEY) else ""),
             reason=outcome.reason,
             hidden=hidden,
             ignored=ignored,
             items=[] if hidden else _plan.plain(items),
             host_address=to_text(host.vars.get("ansible_host", "") or "") if hasattr(host, "vars") else "",
+            note=bool(data.get(_plan.DECLARED_SUMMARY_KEY)) and not hidden,
         )
         self._plan.add(record)
 

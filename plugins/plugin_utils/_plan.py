@@ -119,6 +119,22 @@ def _declared(result: t.Mapping[str, t.Any]) -> list[str] | None:
     return list(dict.fromkeys(declared))
 
 
+def declare(result: dict[str, t.Any], actions: str | t.Sequence[str], summary: str = "") -> dict[str, t.Any]:
+    """Make a module's (or action plugin's) result unambiguous for the plan: its classes, main one first, and one line.
+
+    ``sre.ops.rollout_plan``-style results that change nothing but say what a run will do declare ``noop`` with a
+    summary: the Markdown plan shows such summaries under "Notes", above the changes.
+    """
+    values = [actions] if isinstance(actions, str) else list(actions)
+    unknown = [v for v in values if v not in DECLARABLE_ACTIONS]
+    if not values or unknown:
+        raise ValueError(f"plan actions must be among {', '.join(DECLARABLE_ACTIONS)}, got {values!r}")
+    result[DECLARED_ACTION_KEY] = values if len(values) > 1 else values[0]
+    if summary:
+        result[DECLARED_SUMMARY_KEY] = summary
+    return result
+
+
 def order_actions(actions: t.Iterable[str]) -> list[str]:
     present = set(actions)
     ordered = [a for a in ACTIONS if a in present]
@@ -341,6 +357,8 @@ class Record:
     rescued: bool = False
     items: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
     host_address: str = ""
+    # The module declared a summary (sreops_summary): shown under "Notes" when the record changes nothing.
+    note: bool = False
 
     @property
     def action(self) -> str:
@@ -545,21 +563,26 @@ def _host_neutral(value: t.Any, names: tuple[str, ...]) -> t.Any:
 
 def group_records(records: list[Record], masker: Masker) -> list[Group]:
     groups: dict[str, Group] = {}
+    originals: dict[str, dict[str, t.Any]] = {}
+    fields = ("address", "task", "module", "actions", "diff", "msg", "reason", "items", "hidden")
     for record in records:
-        data = record.to_dict(masker)
-        neutral = _host_neutral(
-            {k: data.get(k) for k in ("address", "task", "module", "actions", "diff", "msg", "reason", "items", "hidden")},
-            (record.host, record.host_address if record.host_address != record.host else ""),
-        )
+        data = {k: v for k, v in record.to_dict(masker).items() if k in fields}
+        neutral = _host_neutral(data, (record.host, record.host_address if record.host_address != record.host else ""))
         key = json.dumps(neutral, sort_keys=True)
         if key in groups:
             groups[key].hosts.append(record.host)
             continue
+        originals[key] = data
         groups[key] = Group(
             address=neutral["address"], task=neutral["task"], module=record.module, actions=list(record.actions), hosts=[record.host],
             diff=neutral.get("diff") or [], msg=neutral.get("msg") or "", reason=neutral.get("reason") or "",
             hidden=record.hidden, items=neutral.get("items") or [],
         )
+    for key, group in groups.items():
+        if len(group.hosts) == 1:  # nothing to set aside: show the host's own text
+            data = originals[key]
+            group.address, group.task = data["address"], data["task"]
+            group.diff, group.msg, group.reason, group.items = data.get("diff") or [], data.get("msg") or "", data.get("reason") or "", data.get("items") or []
     return list(groups.values())
 
 
@@ -679,6 +702,7 @@ def render_markdown(plan: Plan, exit_status: int | None = None) -> str:
         lines.append(f"| exit status | {exit_status} ({describe_exit_status(exit_status)}) |")
     lines.append("")
     sections = (
+        ("Notes", lambda r: r.note and r.actions == [NOOP]),
         ("Changes", lambda r: r.is_change),
         ("Unknown: could not be predicted", lambda r: UNKNOWN in r.actions and not r.is_change and not r.is_failure),
         ("Failed", lambda r: r.is_failure),

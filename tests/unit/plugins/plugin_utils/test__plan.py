@@ -247,3 +247,16 @@ def test_normalize_diff_drops_empty_parts():
     assert not _plan.normalize_diff([{"before_header": "x (file attributes)", "after_header": "x (file attributes)"}])
     assert not _plan.normalize_diff({"before": "same", "after": "same"})
     assert _plan.normalize_diff({"before": "a", "after": "b", "extra": 1}) == [{"before": "a", "after": "b"}]
+
+
+def test_declare_and_notes():
+    result = _plan.declare({"changed": False}, "noop", summary="rolling of v2 to web1..web4 in waves of 1, 1, 2")
+    assert result == {"changed": False, "sreops_action": "noop", "sreops_summary": "rolling of v2 to web1..web4 in waves of 1, 1, 2"}
+    assert _plan.declare({}, ["update", "delete"]) == {"sreops_action": ["update", "delete"]}
+    with pytest.raises(ValueError, match="plan actions must be among"):
+        _plan.declare({}, ["failed"])
+    plan = _plan.Plan()
+    plan.add(_plan.Record(host="web1", address="1:a.yml:1", task="Plan the rollout", module="sre.ops.rollout_plan", actions=["noop"],
+                          msg=_plan.result_message("sre.ops.rollout_plan", result), note=True))
+    markdown = plan.markdown()
+    assert "## Notes" in markdown and "Message: rolling of v2 to web1..web4 in waves of 1, 1, 2" in markdown
