@@ -48,7 +48,8 @@ def tasks() -> list[dict]:
     out += [{"name": "Remember the layout", "ansible.builtin.set_fact": {"bench_layout": f"{ROOT}/etc"}},
             {"name": "Check the layout", "ansible.builtin.assert": {"that": ["bench_layout | length > 0"], "quiet": True}},
             {"name": "Link current", "ansible.builtin.file": {"src": f"{ROOT}/etc", "dest": f"{ROOT}/current", "state": "link", "force": True}},
-            {"name": "Tune workers", "ansible.builtin.replace": {"path": f"{ROOT}/etc/app.conf", "regexp": "workers=4", "replace": "workers=8"}},
+            {"name": "Tune workers", "ansible.builtin.blockinfile": {
+                "path": f"{ROOT}/etc/tuning.conf", "block": "workers=8\nbacklog=512", "create": True, "mode": "0644"}},
             {"name": "Reload the app", "ansible.builtin.shell": f"echo reload > {ROOT}/run/reload", "changed_when": True}]
     assert len(out) == 20
     return out

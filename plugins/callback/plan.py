@@ -214,7 +214,6 @@ class _ExitStatusHook:
             except Exception:  # pylint: disable=broad-exception-caught
                 pass  # never lose ansible's own status over a plan problem
         self._original(code)
-        raise SystemExit(code)  # only reached if the original was replaced by something that returns
 
 
 class CallbackModule(CallbackBase):

@@ -327,9 +327,9 @@ def plain(value: t.Any, depth: int = 0) -> t.Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
-        return value if not isinstance(value, bool) else bool(value)
+        return value
     if isinstance(value, str):
-        text = str.__str__(value) if type(value) is not str else value
+        text = str.__str__(value)  # a plain str, also from ansible's tagged str subclasses
         return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + f"... ({len(text) - MAX_TEXT} more characters cut)"
     if isinstance(value, dict):
         return {str(k): plain(v, depth + 1) for k, v in value.items()}
@@ -715,8 +715,8 @@ def render_markdown(plan: Plan, exit_status: int | None = None) -> str:
         lines += [f"## {heading}", ""]
         for group in groups:
             lines += _render_group(group)
-    noop_hosts = [h for h in plan.hosts if not any(r.is_change or r.is_failure or UNKNOWN in r.actions or UNREACHABLE in r.actions
-                                                  for r in plan.records if r.host == h)]
+    busy = {r.host for r in plan.records if r.is_change or r.is_failure or UNKNOWN in r.actions or UNREACHABLE in r.actions}
+    noop_hosts = [h for h in plan.hosts if h not in busy]
     if noop_hosts:
         lines += ["## Nothing to change", "", f"{len(noop_hosts)} host{'s' if len(noop_hosts) != 1 else ''}: {host_ranges(noop_hosts)}", ""]
     if s.hidden:

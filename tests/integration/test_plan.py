@@ -175,7 +175,8 @@ MODULES_PLAYBOOK = [
             {"name": "Activate the release", "sre.ops.release": {
                 "path": "/srv/plan-app", "release": "{{ version }}", "src": "/srv/plan-artifacts/app-{{ version }}.tar.gz",
                 "keep_releases": 1}},
-            {"name": "Probe the host's SSH port", "sre.ops.health_check": {"probes": [{"name": "ssh", "type": "tcp", "host": "{{ ansible_host }}", "port": 22}]}},
+            {"name": "Probe the host's SSH port", "sre.ops.health_check": {
+                "probes": [{"name": "ssh", "type": "tcp", "host": "{{ ansible_host }}", "port": 22}]}},
         ],
     },
     {
@@ -360,8 +361,6 @@ def test_bad_settings_warn_naming_the_setting_and_never_break_the_run(tmp_path):
     assert run.returncode == 2, output  # the plan is not written, the exit status still works
     assert squeeze(f"cannot write to the plan directory {unwritable} (dir, set by SREOPS_PLAN_DIR or [sre_ops_plan] dir)") in output
     assert not os.path.exists(unwritable)
-
-
 
 
 def test_ansible_doc_documents_the_callback():

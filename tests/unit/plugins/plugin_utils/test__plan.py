@@ -240,7 +240,7 @@ def test_plain_makes_data_json_safe_and_cuts_long_text():
 
     value = _plan.plain({"a": (Tagged("x"), {1, 2}), "b": object(), "c": "y" * (_plan.MAX_TEXT + 10)})
     json.dumps(value)
-    assert type(value["a"][0]) is str and value["c"].endswith("(10 more characters cut)")
+    assert value["a"][0].__class__ is str and value["c"].endswith("(10 more characters cut)")
 
 
 def test_normalize_diff_drops_empty_parts():
