@@ -39,8 +39,8 @@ def tasks() -> list[dict]:
     out += [{"name": f"Config {n}", "ansible.builtin.copy": {
         "content": f"# {n}\nlisten={{{{ ansible_host }}}}\nname={{{{ inventory_hostname }}}}\nworkers=4\n", "dest": f"{ROOT}/etc/{n}.conf",
         "mode": "0644"}} for n in ("app", "worker", "cache", "proxy")]
-    out += [{"name": f"Setting {k}", "ansible.builtin.lineinfile": {"path": f"{ROOT}/etc/extra.conf", "line": f"{k}=on", "create": True,
-                                                                   "mode": "0644"}} for k in ("gzip", "http2", "tls")]
+    out += [{"name": f"Setting {k}", "ansible.builtin.lineinfile": {
+        "path": f"{ROOT}/etc/extra.conf", "line": f"{k}=on", "create": True, "mode": "0644"}} for k in ("gzip", "http2", "tls")]
     out += [{"name": "Read the app config", "ansible.builtin.stat": {"path": f"{ROOT}/etc/app.conf"}, "register": "app_conf"},
             {"name": "Read the data directory", "ansible.builtin.stat": {"path": f"{ROOT}/data"}}]
     out += [{"name": f"Initialise {n}", "ansible.builtin.command": {"cmd": f"touch {ROOT}/data/{n}", "creates": f"{ROOT}/data/{n}"}}
