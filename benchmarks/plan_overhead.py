@@ -61,7 +61,8 @@ def run(path: str, env: dict[str, str], limit: str | None = None) -> float:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        fatal = [line for line in proc.stdout.splitlines() if line.startswith("fatal:")][:3]
+        sys.exit(f"{' '.join(cmd)} failed:\n" + "\n".join(fatal) + f"\n{proc.stdout[-1500:]}\n{proc.stderr[-2000:]}")
     return elapsed
 
 
