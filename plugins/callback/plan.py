@@ -267,7 +267,7 @@ class CallbackModule(CallbackBase):
             if self.get_option(name) not in choices:
                 self._warn(f"{name} ({OPTION_SOURCES[name]}) must be {' or '.join(choices)}, got {self.get_option(name)!r}; using {choices[0]}")
                 self._plugin_options[name] = choices[0]
-        self._plan.masker = _plan.Masker(self.get_option("secret_patterns") or (), self.get_option("secret_vars") or ())
+        self._plan.masker.configure(self.get_option("secret_patterns") or (), self.get_option("secret_vars") or ())
 
     def _warn(self, message: str) -> None:
         self._display.warning(f"sre.ops.plan: {message}")
@@ -369,35 +369,10 @@ class CallbackModule(CallbackBase):
         unpredictable = self._unpredictable.setdefault(host_name, set())
         name = _plan.short_module_name(action)
 
-        items = []
+        items: list[dict[str, t.Any]] = []
         loop_results = data.get("results") if isinstance(data.get("results"), list) and status != _plan.UNREACHABLE else None
-        if loop_results is not None:
-            actions: list[str] = []
-            item_unpredictable = False
-            for item in loop_results:
-                if not isinstance(item, dict):
-                    continue
-                item_status = _plan.FAILED if item.get("failed") else "skipped" if item.get("skipped") else "ok"
-                outcome = _plan.classify(action, item_status, item, args=args, check_mode=check_mode, unpredictable_vars=unpredictable)
-                actions += outcome.actions
-                item_unpredictable = item_unpredictable or outcome.unpredictable
-                if not hidden and not item.get("_ansible_no_log"):
-                    entry: dict[str, t.Any] = {"item": _label(item), "actions": outcome.actions}
-                    message = _plan.result_message(name, item)
-                    if message and outcome.actions != [_plan.NOOP]:
-                        entry["msg"] = message
-                    if diff_wanted:
-                        entry_diff = _plan.normalize_diff(item.get("diff"))
-                        if entry_diff:
-                            entry["diff"] = entry_diff
-                    items.append(entry)
-                else:
-                    items.append({"item": _plan.HIDDEN, "actions": outcome.actions})
-            if status in (_plan.FAILED,):
-                actions.append(_plan.FAILED)
-            outcome = _plan.Outcome(_plan.order_actions(actions or [_plan.NOOP]), unpredictable=item_unpredictable)
-            if status == "skipped" and not loop_results:
-                outcome = _plan.classify(action, status, data, args=args, check_mode=check_mode, unpredictable_vars=unpredictable)
+        if loop_results:
+            outcome, items = self._loop_outcome(action, status, loop_results, args, unpredictable, hidden, diff_wanted)
         else:
             outcome = _plan.classify(action, status, data, args=args, check_mode=check_mode, unpredictable_vars=unpredictable)
         if register:
@@ -425,6 +400,31 @@ class CallbackModule(CallbackBase):
             note=bool(data.get(_plan.DECLARED_SUMMARY_KEY)) and not hidden,
         )
         self._plan.add(record)
+
+    def _loop_outcome(self, action: str, status: str, loop_results: list[t.Any], args: dict[str, t.Any], unpredictable: set[str],
+                      hidden: bool, diff_wanted: bool) -> tuple[_plan.Outcome, list[dict[str, t.Any]]]:
+        """A loop's classes (every item's, the most significant first) and its items as the plan lists them."""
+        name = _plan.short_module_name(action)
+        actions: list[str] = [_plan.FAILED] if status == _plan.FAILED else []
+        items = []
+        item_unpredictable = False
+        for item in (i for i in loop_results if isinstance(i, dict)):
+            item_status = _plan.FAILED if item.get("failed") else "skipped" if item.get("skipped") else "ok"
+            outcome = _plan.classify(action, item_status, item, args=args, check_mode=self._plan.check_mode, unpredictable_vars=unpredictable)
+            actions += outcome.actions
+            item_unpredictable = item_unpredictable or outcome.unpredictable
+            if hidden or item.get("_ansible_no_log"):
+                items.append({"item": _plan.HIDDEN, "actions": outcome.actions})
+                continue
+            entry: dict[str, t.Any] = {"item": _label(item), "actions": outcome.actions}
+            message = _plan.result_message(name, item)
+            if message and outcome.actions != [_plan.NOOP]:
+                entry["msg"] = message
+            entry_diff = _plan.normalize_diff(item.get("diff")) if diff_wanted else []
+            if entry_diff:
+                entry["diff"] = entry_diff
+            items.append(entry)
+        return _plan.Outcome(_plan.order_actions(actions or [_plan.NOOP]), unpredictable=item_unpredictable), items
 
     def _task_path(self, task: t.Any) -> str:
         path = to_text(task.get_path() or "") if hasattr(task, "get_path") else ""

@@ -253,10 +253,16 @@ class Masker:
     """Masks secret values wherever they appear, and values under secret-looking keys."""
 
     def __init__(self, patterns: t.Iterable[str] = DEFAULT_SECRET_PATTERNS, names: t.Iterable[str] = ()) -> None:
-        self.patterns = [p.lower() for p in patterns if p]
-        self.names = {n.lower() for n in names if n}
+        self.patterns: list[str] = []
+        self.names: set[str] = set()
         self._secrets: set[str] = set()
         self._regex: re.Pattern[str] | None = None
+        self.configure(patterns, names)
+
+    def configure(self, patterns: t.Iterable[str], names: t.Iterable[str]) -> None:
+        """Which variable names are secret; the secret values already known stay known."""
+        self.patterns = [str(p).lower() for p in patterns if p]
+        self.names = {str(n).lower() for n in names if n}
 
     def is_secret_name(self, name: str) -> bool:
         lowered = str(name).lower()
