@@ -114,11 +114,8 @@ options:
         key: secret_patterns
 notes:
   - The exit status is set when ansible-playbook exits (the callback wraps the final C(sys.exit) of the controller process), so every
-    callback, including ansible-runner's, sees the whole run first. C(docs/plan.md) explains why this design was chosen.
-seealso:
-  - name: The sre.ops plan
-    description: Enabling the plan from ansible.cfg, the command line and AWX, the JSON format, the exit statuses, change tickets.
-    link: https://github.com/sre-ops/sre.ops/blob/main/docs/plan.md
+    callback, including ansible-runner's, sees the whole run first. C(docs/plan.md) in the collection explains why this design was
+    chosen, and has the JSON format, the classification rules and how to use the plan from AWX.
 """
 
 import configparser
