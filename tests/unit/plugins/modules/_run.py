@@ -5,10 +5,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import typing as t
+from unittest import mock
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19 has no public helper: feed the arguments the way the module loader does
+
+    @contextlib.contextmanager
+    def patch_module_args(args: dict[str, t.Any]) -> t.Iterator[None]:
+        from ansible.module_utils import basic  # pylint: disable=import-outside-toplevel
+
+        payload = json.dumps({"ANSIBLE_MODULE_ARGS": {"_ansible_remote_tmp": "/tmp", "_ansible_keep_remote_files": False, **args}})
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", payload.encode()):
+            yield
 
 
 def run_main(module, args, capsys):
