@@ -3,8 +3,11 @@
 
 """Run every check `make test` promises, in the installed collection, and print one summary.
 
-Usage: python tests/run_checks.py [sanity|lint|unit|integration|molecule ...]
+Usage: python tests/run_checks.py [sanity|lint|unit|docs|galaxy|integration|compat|molecule ...]
 Each stage's full output goes to $SREOPS_LOG_DIR/<stage>.log; a failing stage's tail is printed.
+A docker engine of our own (tests/utils/docker_engine.py) is started when a stage needs one; the base image and
+the execution environment are built in the background while the first stages run, and the engine is stopped at
+the end. The docs and galaxy stages run beside integration (they need no fleet and little time).
 """
 
 from __future__ import annotations
@@ -14,12 +17,19 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_DIR = os.environ.get("SREOPS_LOG_DIR", os.path.join(ROOT, ".logs"))
+BUILD_DIR = os.path.dirname(LOG_DIR)
 # Target Pythons the collection supports besides the controller's; compiled where this machine has them.
 TARGET_PYTHONS = ("3.9", "3.10", "3.12", "3.13")
+# The ansible-core versions CI runs besides the .venv's (scripts/bootstrap makes these venvs in the checkout).
+VENVS_DIR = os.environ.get("SREOPS_VENVS_DIR", ROOT)
+COMPAT_VENVS = (".venv-ansible-2.16", ".venv-ansible-newest")
+DOCKER_ENGINE = [sys.executable, os.path.join(ROOT, "tests", "utils", "docker_engine.py")]
+DOCKER_UNAVAILABLE = 3
 
 
 def find_python(version: str) -> str | None:
@@ -58,13 +68,100 @@ def integration_workers() -> list[str]:
     return [] if int(workers) == 1 else ["-n", workers, "--dist", "loadfile"]
 
 
+def docs() -> list[tuple[list[str], dict[str, str] | None]]:
+    return [
+        (["antsibull-docs", "lint-collection-docs", "--plugin-docs", "."], None),
+        (["scripts/docs", os.path.join(BUILD_DIR, "docs")], None),
+    ]
+
+
+def galaxy() -> list[tuple[list[str], dict[str, str] | None]]:
+    # ansible-lint already ran with the stricter production profile in the lint stage
+    env = dict(os.environ, GALAXY_IMPORTER_RUN_ANSIBLE_LINT="false")
+    return [([sys.executable, "-m", "galaxy_importer.main", os.environ["SREOPS_TARBALL"]], env)]
+
+
+def compat() -> list[tuple[list[str], dict[str, str] | None]]:
+    """Unit tests and one fleet deploy on each other ansible-core CI covers (oldest declared, newest runnable)."""
+    commands: list[tuple[list[str], dict[str, str] | None]] = []
+    for name in COMPAT_VENVS:
+        python = os.path.join(VENVS_DIR, name, "bin", "python")
+        if not os.path.exists(python):
+            if name.endswith("newest"):
+                print(f"compat: no {name} (no Python >= 3.12 here): ansible-core of .venv is the newest this machine runs", flush=True)
+                continue
+            commands.append(([sys.executable, "-c", f"raise SystemExit('compat: {python} missing; make bootstrap creates it')"], None))
+            continue
+        env = dict(os.environ, PATH=os.path.dirname(python) + os.pathsep + os.environ["PATH"])
+        commands.append(([python, "-c", "import ansible.release, sys; print('ansible-core', ansible.release.__version__, 'on', sys.version.split()[0])"], env))
+        commands.append(([python, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], env))
+        commands.append(([python, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration/test_compat.py"], env))
+    return commands
+
+
+def molecule() -> list[tuple[list[str], dict[str, str] | None]]:
+    commands: list[tuple[list[str], dict[str, str] | None]] = [(["molecule", "test", "--scenario-name", "default"], None)]
+    if ENGINE.available:
+        commands.append((["molecule", "test", "--scenario-name", "docker"], None))
+    else:
+        print(f"molecule: docker scenario skipped: {ENGINE.reason}", flush=True)
+    return commands
+
+
+class DockerEngine:
+    """The engine, base image and execution environment, made in the background while the first stages run."""
+
+    def __init__(self) -> None:
+        self.available = False
+        self.reason = "not started"
+        self._thread: threading.Thread | None = None
+
+    def prepare(self) -> None:
+        self._thread = threading.Thread(target=self._prepare, daemon=True)
+        self._thread.start()
+
+    def _prepare(self) -> None:
+        os.makedirs(LOG_DIR, exist_ok=True)
+        started = time.monotonic()
+        with open(os.path.join(LOG_DIR, "docker.log"), "wb") as log:
+            proc = subprocess.run([*DOCKER_ENGINE, "start"], stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, check=False)
+            if proc.returncode != 0:
+                self.reason = "no docker engine can be started here (see docker.log)"
+                return
+            os.environ["DOCKER_HOST"] = proc.stdout.decode().strip().split("=", 1)[1]
+            tarball = os.environ.get("SREOPS_TARBALL", "")
+            steps = [[*DOCKER_ENGINE, "base-image"]] + ([[*DOCKER_ENGINE, "ee", tarball]] if os.path.isfile(tarball) else [])
+            for step in steps:
+                if subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False).returncode != 0:
+                    self.reason = f"{step[-2] if step[-2] == 'ee' else step[-1]} failed (see docker.log)"
+                    return
+            log.write(f"docker engine, base image and EE ready in {time.monotonic() - started:.0f}s\n".encode())
+        self.available = True
+
+    def wait(self) -> None:
+        if self._thread:
+            self._thread.join()
+
+    def stop(self) -> None:
+        if self._thread:
+            self.wait()
+            subprocess.run([*DOCKER_ENGINE, "stop"], capture_output=True, check=False)
+
+
+ENGINE = DockerEngine()
+NEEDS_DOCKER = ("integration", "molecule")
+BESIDE_INTEGRATION = ("docs", "galaxy")
+
 STAGES = {
     "sanity": sanity,
     "lint": lambda: [(["ansible-lint", "--offline", "--profile", "production", "--nocolor"], None)],
     "unit": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], None)],
+    "docs": docs,
+    "galaxy": galaxy,
     "integration": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *integration_workers(), "--durations=25",
                               "tests/integration"], None)],
-    "molecule": lambda: [(["molecule", "test", "--all"], None)],
+    "compat": compat,
+    "molecule": molecule,
 }
 
 
@@ -106,6 +203,15 @@ def isolate_test_network() -> None:
     if net != "0":
         os.environ.setdefault("SREOPS_MOLECULE_ADDRESS_BASE", f"127.{net}.4.10")
         os.environ.setdefault("SREOPS_MOLECULE_FLEET_DIR", f"/tmp/sre-ops-molecule-fleet-{net}")
+        os.environ.setdefault("SREOPS_MOLECULE_DOCKER_ADDRESS_BASE", f"127.{net}.5.10")
+        os.environ.setdefault("SREOPS_MOLECULE_DOCKER_FLEET_DIR", f"/tmp/sre-ops-molecule-docker-fleet-{net}")
+
+
+def report(name: str, ok: bool, elapsed: float, log_path: str) -> None:
+    detail = closing_line(log_path) if name in ("unit", "integration", "compat") else ""
+    print(f"--- {name}: {'PASSED' if ok else 'FAILED'} in {elapsed:.0f}s {detail}  (log: {log_path})", flush=True)
+    if not ok:
+        print(tail(log_path), flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -115,21 +221,40 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    results = []
+    if any(n in NEEDS_DOCKER for n in names):
+        ENGINE.prepare()
+    results: dict[str, bool] = {}
     total_started = time.monotonic()
-    for name in names:
-        print(f"--- {name} ...", flush=True)
-        ok, elapsed, log_path = run_stage(name)
-        detail = closing_line(log_path) if name in ("unit", "integration") else ""
-        print(f"--- {name}: {'PASSED' if ok else 'FAILED'} in {elapsed:.0f}s {detail}  (log: {log_path})", flush=True)
-        if not ok:
-            print(tail(log_path), flush=True)
-        results.append((name, ok))
-    passed = sum(1 for _name, ok in results if ok)
+    try:
+        beside = [n for n in names if n in BESIDE_INTEGRATION] if "integration" in names else []
+        for name in names:
+            if name in beside:
+                continue
+            if name in NEEDS_DOCKER:
+                ENGINE.wait()
+            print(f"--- {name} ...", flush=True)
+            side_results: list[tuple[str, bool, float, str]] = []
+            threads = []
+            if name == "integration":
+                for other in beside:
+                    print(f"--- {other} ... (beside integration)", flush=True)
+                    threads.append(threading.Thread(target=lambda o=other: side_results.append((o, *run_stage(o)))))
+                    threads[-1].start()
+            ok, elapsed, log_path = run_stage(name)
+            for thread in threads:
+                thread.join()
+            for other, other_ok, other_elapsed, other_log in side_results:
+                report(other, other_ok, other_elapsed, other_log)
+                results[other] = other_ok
+            report(name, ok, elapsed, log_path)
+            results[name] = ok
+    finally:
+        ENGINE.stop()
+    passed = sum(1 for ok in results.values() if ok)
     failed = len(results) - passed
     print("=" * 20 + f" summary ({time.monotonic() - total_started:.0f}s) " + "=" * 20)
-    for name, ok in results:
-        print(f"{'PASSED' if ok else 'FAILED'} {name}")
+    for name in names:
+        print(f"{'PASSED' if results.get(name) else 'FAILED'} {name}")
     print(f"checks: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

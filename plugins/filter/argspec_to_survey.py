@@ -9,8 +9,8 @@ short_description: An AWX / Automation Controller survey spec from a role's argu
 version_added: 0.1.0
 description:
   - Turns the options of one entry point of a role's C(meta/argument_specs.yml) into a survey spec that
-    M(awx.awx.job_template) accepts as O(awx.awx.job_template#module:survey_spec): a question per option, with its
-    type, choices, default, whether it is required, and its description as plain text.
+    M(awx.awx.job_template) accepts as O(awx.awx.job_template#module:survey_spec), with a question per option that carries
+    its type, choices, default, whether it is required, and its description as plain text.
   - Options of type C(str) and C(path) become C(text) questions (C(multiplechoice) with choices, C(password) when
     C(no_log)); C(int) and C(float) become C(integer) and C(float) questions. The answer arrives under the option's
     own name.

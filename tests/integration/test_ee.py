@@ -6,7 +6,6 @@ locally made base image, then ansible-runner runs the jobs inside it (host netwo
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from sreops_fleet.traffic import TrafficGenerator
 
 from . import awx
 from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet
-from .test_runner import versions
+from .rollout import GOOD_CANARY, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -26,18 +25,15 @@ ENGINE = os.path.join(COLLECTION_ROOT, "tests", "utils", "docker_engine.py")
 
 
 @pytest.fixture(scope="module")
-def ee_image(tmp_path_factory):
+def ee_image():
     """The EE image of this collection (cached by content: built once per change of the collection)."""
     started = subprocess.run([sys.executable, ENGINE, "start"], capture_output=True, text=True, check=False)
     if started.returncode == 3:
         pytest.skip(f"no docker engine can be started here: {started.stderr.strip()}")
     assert started.returncode == 0, started.stderr
     os.environ["DOCKER_HOST"] = started.stdout.strip().split("=", 1)[1]
-    tarball = os.environ.get("SREOPS_TARBALL") or str(tmp_path_factory.mktemp("dist") / "sre-ops.tar.gz")
-    if not os.environ.get("SREOPS_TARBALL"):
-        subprocess.run(["ansible-galaxy", "collection", "build", "--force", "--output-path", os.path.dirname(tarball), COLLECTION_ROOT],
-                       check=True, capture_output=True)
-        tarball = glob.glob(os.path.join(os.path.dirname(tarball), "sre-ops-*.tar.gz"))[0]
+    tarball = os.environ.get("SREOPS_TARBALL", "")
+    assert os.path.isfile(tarball), "SREOPS_TARBALL must name the built collection tarball (make sets it)"
     built = subprocess.run([sys.executable, ENGINE, "ee", tarball], capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
     return built.stdout.strip().splitlines()[-1]
@@ -87,7 +83,7 @@ def test_rolling_then_canary_inside_the_ee(ee_image, efleet, tmp_path, releases_
     assert awx.stats_artifacts(runner)["sre_ops_rollout"]["verdict"] == "completed"
 
     canary = awx.deploy_vars(efleet.reports, os.path.join(releases_dir, "demo-app-v1.tar.gz"), "v1", "canary", deploy_min_ready="50%",
-                             deploy_report_dir="/runner/artifacts")
+                             deploy_report_dir="/runner/artifacts", **GOOD_CANARY)
     traffic = TrafficGenerator(efleet.lb_url, rate=40, duration=120).start()
     runner = ee_job(efleet, ee_image, awx.private_data_dir(str(tmp_path / "canary"), efleet, canary), releases_dir)
     load = traffic.stop()

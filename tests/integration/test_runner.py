@@ -6,14 +6,13 @@ with the job status and rc AWX shows and the rollout report handed to the next w
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 
 import pytest
 
 from . import awx
 from .conftest import deploy_demo, make_fleet
+from .rollout import versions
 
 pytestmark = pytest.mark.fleet
 
@@ -30,20 +29,6 @@ def rfleet(releases_dir, tmp_path_factory):
         yield fleet
     finally:
         fleet.down()
-
-
-def versions(fleet):
-    out = {}
-    for i, host in enumerate(APP, 1):
-        conn = http.client.HTTPConnection(fleet.config.host_address(i), fleet.config.app_port, timeout=3)
-        try:
-            conn.request("GET", "/version")
-            out[host] = json.loads(conn.getresponse().read())["version"]
-        except OSError:
-            out[host] = None
-        finally:
-            conn.close()
-    return out
 
 
 def job(fleet, tmp_path, releases_dir, version, *, check=False, name="job", **extra):

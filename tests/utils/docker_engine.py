@@ -6,7 +6,7 @@
 
     python tests/utils/docker_engine.py start        # dockerd on its own socket, data root and exec root
     python tests/utils/docker_engine.py base-image   # Debian 12 made with mmdebstrap and imported (cached)
-    python tests/utils/docker_engine.py ee TARBALL   # the execution environment image (ansible-builder, cached)
+    python tests/utils/docker_engine.py ee TARBALL [DIR]  # the EE image (ansible-builder; context in DIR; cached)
     python tests/utils/docker_engine.py stop         # ends the dockerd `start` began, nothing else
 
 `start` prints DOCKER_HOST=...; with $DOCKER_HOST already answering, that engine is used and never stopped.
@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -192,9 +193,10 @@ def main(argv: list[str]) -> int:
         elif command == "base-image":
             os.environ["DOCKER_HOST"] = start()
             print(base_image())
-        elif command == "ee" and len(argv) == 2:
+        elif command == "ee" and len(argv) in (2, 3):
             os.environ["DOCKER_HOST"] = start()
-            print(ee_image(os.path.abspath(argv[1]), os.path.join(ROOT, ".build", "ee")))
+            with tempfile.TemporaryDirectory(prefix="sre-ops-ee-") as scratch:
+                print(ee_image(os.path.abspath(argv[1]), argv[2] if len(argv) == 3 else scratch))
         else:
             print(__doc__, file=sys.stderr)
             return 2
