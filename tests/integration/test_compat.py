@@ -74,7 +74,7 @@ def test_rolling_then_canary_on_this_ansible_core(cfleet, releases_dir):
     assert versions(cfleet) == {h: "v2" for h in APP}
     assert_report_types(report_of(cfleet, "rolling"))
 
-    traffic = TrafficGenerator(cfleet.lb_url, rate=40, duration=120).start()
+    traffic = TrafficGenerator(cfleet.lb_url, rate=25, duration=900).start()
     run = deploy(cfleet, releases_dir, "v1", "canary")
     load = traffic.stop()
     assert run.rc == 0, run.output

@@ -84,7 +84,7 @@ def test_rolling_then_canary_inside_the_ee(ee_image, efleet, tmp_path, releases_
 
     canary = awx.deploy_vars(efleet.reports, os.path.join(releases_dir, "demo-app-v1.tar.gz"), "v1", "canary", deploy_min_ready="50%",
                              deploy_report_dir="/runner/artifacts", **GOOD_CANARY)
-    traffic = TrafficGenerator(efleet.lb_url, rate=40, duration=120).start()
+    traffic = TrafficGenerator(efleet.lb_url, rate=25, duration=900).start()
     runner = ee_job(efleet, ee_image, awx.private_data_dir(str(tmp_path / "canary"), efleet, canary), releases_dir)
     load = traffic.stop()
     assert (runner.status, runner.rc) == ("successful", 0), awx.job_output(runner)
