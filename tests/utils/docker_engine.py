@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -149,33 +150,46 @@ def base_image() -> str:
     return BASE_IMAGE
 
 
+def content_digest(tarball: str) -> str:
+    """sha256 over the tarball's member names, modes and contents: equal for two builds of the same collection
+    (the tarball's own bytes differ, as gzip and tar record when they were written)."""
+    digest = hashlib.sha256()
+    with tarfile.open(tarball) as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            digest.update(f"{member.name}\0{member.mode}\0{member.type!r}\0{member.linkname}\0".encode())
+            if member.isfile():
+                digest.update(archive.extractfile(member).read())
+    return digest.hexdigest()
+
+
+def stage_definition(tarball: str, stage: str) -> str:
+    """meta/execution-environment.yml ready for ansible-builder, with the collection tarball where it names it.
+
+    ansible-builder reads a definition's files relative to the definition's folder, and collections name theirs
+    relative to the collection root (that is what other EEs' introspection reads): stage the definition at the
+    root of a copy of meta/, so both read the same paths. Returns the staged definition's path.
+    """
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(os.path.join(stage, "collections"))
+    shutil.copytree(os.path.join(ROOT, "meta"), os.path.join(stage, "meta"))
+    shutil.copy(os.path.join(ROOT, "meta", "execution-environment.yml"), os.path.join(stage, "execution-environment.yml"))
+    shutil.copy(tarball, os.path.join(stage, "collections", "sre-ops.tar.gz"))
+    return os.path.join(stage, "execution-environment.yml")
+
+
 def ee_image(tarball: str, context_dir: str) -> str:
     """The execution environment of meta/execution-environment.yml with this collection tarball in it.
 
-    Tagged by the content of the tarball and the definition, so an unchanged collection is not rebuilt.
+    Tagged by the content of the tarball (which holds the definition), so an unchanged collection is not rebuilt.
     """
     base_image()
-    definition = os.path.join(ROOT, "meta", "execution-environment.yml")
-    digest = hashlib.sha256()
-    for path in [tarball, definition, *[os.path.join(ROOT, "meta", n) for n in sorted(os.listdir(os.path.join(ROOT, "meta"))) if n.startswith("ee-")]]:
-        with open(path, "rb") as handle:
-            digest.update(handle.read())
-    tag = f"{EE_IMAGE}:{digest.hexdigest()[:12]}"
+    tag = f"{EE_IMAGE}:{content_digest(tarball)[:12]}"
     if image_exists(tag):
         return tag
-    # ansible-builder reads the definition's files relative to the definition's folder, and collections read
-    # their meta/execution-environment.yml relative to the collection root: stage both the same way.
-    stage = os.path.join(context_dir, "definition")
-    shutil.rmtree(context_dir, ignore_errors=True)
-    os.makedirs(os.path.join(stage, "meta"))
-    for name in os.listdir(os.path.join(ROOT, "meta")):
-        shutil.copy(os.path.join(ROOT, "meta", name), os.path.join(stage, "meta", name))
-    shutil.copy(definition, os.path.join(stage, "execution-environment.yml"))
-    os.makedirs(os.path.join(stage, "collections"))
-    shutil.copy(tarball, os.path.join(stage, "collections", "sre-ops.tar.gz"))
+    stage = stage_definition(tarball, os.path.join(context_dir, "definition"))
     builder = shutil.which("ansible-builder") or os.path.join(os.path.dirname(sys.executable), "ansible-builder")
     subprocess.run(
-        [builder, "build", "--file", os.path.join(stage, "execution-environment.yml"), "--context", os.path.join(context_dir, "context"),
+        [builder, "build", "--file", stage, "--context", os.path.join(context_dir, "context"),
          "--tag", tag, "--tag", f"{EE_IMAGE}:latest", "--container-runtime", "docker", "--build-arg", f"EE_BASE_IMAGE={BASE_IMAGE}",
          "--extra-build-cli-args=--network=host", "--verbosity", "2"],
         check=True, env=engine_env(),
