@@ -29,7 +29,8 @@ TARGET_PYTHONS = ("3.9", "3.10", "3.12", "3.13")
 VENVS_DIR = os.environ.get("SREOPS_VENVS_DIR", ROOT)
 COMPAT_VENVS = (".venv-ansible-2.16", ".venv-ansible-newest")
 DOCKER_ENGINE = [sys.executable, os.path.join(ROOT, "tests", "utils", "docker_engine.py")]
-DOCKER_UNAVAILABLE = 3
+# A stage: (command, environment or None to inherit) run in order.
+Commands = list[tuple[list[str], "dict[str, str] | None"]]
 
 
 def find_python(version: str) -> str | None:
@@ -42,9 +43,9 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def sanity() -> list[tuple[list[str], dict[str, str] | None]]:
+def sanity() -> Commands:
     controller = f"{sys.version_info.major}.{sys.version_info.minor}"
-    commands: list[tuple[list[str], dict[str, str] | None]] = [
+    commands: Commands = [
         (["ansible-test", "sanity", "--requirements", "--python", controller, "--color", "no"], None)
     ]
     for version in TARGET_PYTHONS:
@@ -68,39 +69,42 @@ def integration_workers() -> list[str]:
     return [] if int(workers) == 1 else ["-n", workers, "--dist", "loadfile"]
 
 
-def docs() -> list[tuple[list[str], dict[str, str] | None]]:
+def docs() -> Commands:
     return [
         (["antsibull-docs", "lint-collection-docs", "--plugin-docs", "."], None),
         (["scripts/docs", os.path.join(BUILD_DIR, "docs")], None),
     ]
 
 
-def galaxy() -> list[tuple[list[str], dict[str, str] | None]]:
+def galaxy() -> Commands:
     # ansible-lint already ran with the stricter production profile in the lint stage
     env = dict(os.environ, GALAXY_IMPORTER_RUN_ANSIBLE_LINT="false")
     return [([sys.executable, "-m", "galaxy_importer.main", os.environ["SREOPS_TARBALL"]], env)]
 
 
-def compat() -> list[tuple[list[str], dict[str, str] | None]]:
-    """Unit tests and one fleet deploy on each other ansible-core CI covers (oldest declared, newest runnable)."""
-    commands: list[tuple[list[str], dict[str, str] | None]] = []
+def compat() -> dict[str, Commands]:
+    """Unit tests and one fleet deploy on each other ansible-core CI covers (oldest declared, newest runnable),
+    the two side by side (each test_compat fleet takes addresses of its own)."""
+    groups: dict[str, Commands] = {}
     for name in COMPAT_VENVS:
         python = os.path.join(VENVS_DIR, name, "bin", "python")
         if not os.path.exists(python):
             if name.endswith("newest"):
                 print(f"compat: no {name} (no Python >= 3.12 here): ansible-core of .venv is the newest this machine runs", flush=True)
-                continue
-            commands.append(([sys.executable, "-c", f"raise SystemExit('compat: {python} missing; make bootstrap creates it')"], None))
+            else:
+                groups[name] = [([sys.executable, "-c", f"raise SystemExit('compat: {python} missing; make bootstrap creates it')"], None)]
             continue
         env = dict(os.environ, PATH=os.path.dirname(python) + os.pathsep + os.environ["PATH"])
-        commands.append(([python, "-c", "import ansible.release, sys; print('ansible-core', ansible.release.__version__, 'on', sys.version.split()[0])"], env))
-        commands.append(([python, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], env))
-        commands.append(([python, "-m", "pytest", "-p", "no:cacheprovider", "tests/integration/test_compat.py"], env))
-    return commands
+        groups[name] = [
+            ([python, "-c", "import ansible.release, sys; print('ansible-core', ansible.release.__version__, 'on', sys.version.split()[0])"], env),
+            ([python, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], env),
+            ([python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=5", "tests/integration/test_compat.py"], env),
+        ]
+    return groups
 
 
-def molecule() -> list[tuple[list[str], dict[str, str] | None]]:
-    commands: list[tuple[list[str], dict[str, str] | None]] = [(["molecule", "test", "--scenario-name", "default"], None)]
+def molecule() -> Commands:
+    commands: Commands = [(["molecule", "test", "--scenario-name", "default"], None)]
     if ENGINE.available:
         commands.append((["molecule", "test", "--scenario-name", "docker"], None))
     else:
@@ -165,23 +169,43 @@ STAGES = {
 }
 
 
+def run_commands(commands: Commands, log) -> bool:
+    for command, env in commands:
+        log.write(f"$ {' '.join(command)}\n".encode())
+        log.flush()
+        proc = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0:
+            log.write(f"exit status {proc.returncode}\n".encode())
+            return False
+    return True
+
+
 def run_stage(name: str) -> tuple[bool, float, str]:
+    """Run a stage's commands in order; a stage may instead give named groups, which run side by side."""
     os.makedirs(LOG_DIR, exist_ok=True)
     log_path = os.path.join(LOG_DIR, f"{name}.log")
     started = time.monotonic()
-    ok = True
+    commands = STAGES[name]()
     with open(log_path, "wb") as log:
-        for command, env in STAGES[name]():
-            log.write(f"$ {' '.join(command)}\n".encode())
-            log.flush()
-            proc = subprocess.run(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
-            )
-            if proc.returncode != 0:
-                log.write(f"exit status {proc.returncode}\n".encode())
-                ok = False
-                break
-    return ok, time.monotonic() - started, log_path
+        if isinstance(commands, list):
+            return run_commands(commands, log), time.monotonic() - started, log_path
+        outcomes: dict[str, bool] = {}
+        paths = {group: os.path.join(LOG_DIR, f"{name}-{group}.log") for group in commands}
+
+        def run_group(group: str) -> None:
+            with open(paths[group], "wb") as group_log:
+                outcomes[group] = run_commands(commands[group], group_log)
+
+        threads = [threading.Thread(target=run_group, args=(group,)) for group in commands]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for group, path in paths.items():
+            log.write(f"=== {group}: {'passed' if outcomes.get(group) else 'FAILED'}\n".encode())
+            with open(path, "rb") as group_log:
+                log.write(group_log.read())
+    return all(outcomes.get(group) for group in commands), time.monotonic() - started, log_path
 
 
 def tail(path: str, lines: int = 60) -> str:

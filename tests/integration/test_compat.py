@@ -35,7 +35,9 @@ def test_the_collection_declares_the_oldest_ansible_core_ci_runs():
 
 @pytest.fixture(scope="module")
 def cfleet(releases_dir, tmp_path_factory):
-    fleet = make_fleet("compat", "127.0.38.10", hosts=len(APP))
+    # the compat stage runs the oldest and the newest ansible-core side by side: a fleet each
+    oldest = ansible.release.__version__.startswith("2.16.")
+    fleet = make_fleet(f"compat-{ansible.release.__version__}", "127.0.38.10" if oldest else "127.0.39.10", hosts=len(APP))
     fleet.up()
     try:
         deploy_demo(fleet, releases_dir, "v1")

@@ -67,7 +67,9 @@ def test_another_ee_finds_the_collections_requirements_by_introspection(tmp_path
     introspect = pytest.importorskip("ansible_builder._target_scripts.introspect")
     installed = tmp_path / "ansible_collections" / "sre" / "ops"
     shutil.copytree(os.path.join(COLLECTION_ROOT, "meta"), installed / "meta")
-    shutil.copy(os.path.join(COLLECTION_ROOT, "galaxy.yml"), installed / "galaxy.yml")
+    for marker in ("MANIFEST.json", "galaxy.yml"):  # installed copy or checkout: introspection looks for either
+        if os.path.exists(os.path.join(COLLECTION_ROOT, marker)):
+            shutil.copy(os.path.join(COLLECTION_ROOT, marker), installed / marker)
     # what ansible-builder would pick up without our definition: the root requirements.txt (controller dev pins)
     shutil.copy(os.path.join(COLLECTION_ROOT, "requirements.txt"), installed / "requirements.txt")
     found = introspect.process(data_dir=str(tmp_path))
