@@ -28,6 +28,7 @@ from .conftest import COLLECTION_ROOT
 DEMO_VARS = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "demo-fleet.yml")
 AWX_PROJECT = os.path.join(COLLECTION_ROOT, "docs", "awx", "project")
 
+
 def inventory_for_awx(fleet: Fleet) -> dict[str, t.Any]:
     """The fleet's inventory as AWX would hold it: no key file (the machine credential brings the key through
     ssh-agent), host keys checked against a known_hosts file shipped beside the inventory."""
