@@ -104,7 +104,7 @@ def compat() -> dict[str, Commands]:
 
 
 def molecule() -> Commands:
-    commands: Commands = [(["molecule", "test", "--scenario-name", "default"], None)]
+    commands: Commands = [(["molecule", "test", "--scenario-name", name], None) for name in ("default", "deploy")]
     if ENGINE.available:
         commands.append((["molecule", "test", "--scenario-name", "docker"], None))
     else:
@@ -229,6 +229,8 @@ def isolate_test_network() -> None:
         os.environ.setdefault("SREOPS_MOLECULE_FLEET_DIR", f"/tmp/sre-ops-molecule-fleet-{net}")
         os.environ.setdefault("SREOPS_MOLECULE_DOCKER_ADDRESS_BASE", f"127.{net}.5.10")
         os.environ.setdefault("SREOPS_MOLECULE_DOCKER_FLEET_DIR", f"/tmp/sre-ops-molecule-docker-fleet-{net}")
+        os.environ.setdefault("SREOPS_MOLECULE_DEPLOY_ADDRESS_BASE", f"127.{net}.6.10")
+        os.environ.setdefault("SREOPS_MOLECULE_DEPLOY_FLEET_DIR", f"/tmp/sre-ops-molecule-deploy-fleet-{net}")
 
 
 def report(name: str, ok: bool, elapsed: float, log_path: str) -> None:
