@@ -1,13 +1,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""What the runner, EE and compatibility tests share: the versions a small fleet serves, and a canary setting
-that judges a good release on a two-host fleet (no ansible-runner here: the compatibility venvs lack it)."""
+"""What the runner, EE and compatibility tests share: a two-host fleet with v1 installed, the versions it serves,
+and a canary setting that judges a good release on it (no ansible-runner here: the compatibility venvs lack it)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import typing as t
+
+from sreops_fleet import Fleet
+
+from .conftest import deploy_demo, make_fleet
 
 # Half the traffic to the canary, and an analysis that judges errors on a sample a loaded CI machine still
 # produces and ignores latency differences below 100 ms.
@@ -30,3 +36,16 @@ def versions(fleet, hosts=("web1", "web2")):
         finally:
             conn.close()
     return out
+
+
+@contextlib.contextmanager
+def two_host_fleet(name: str, address_base: str, releases_dir: str, reports_dir: str) -> t.Iterator[Fleet]:
+    """web1 and web2 behind HAProxy, both serving v1; rollout reports go to ``reports_dir`` (fleet.reports)."""
+    fleet = make_fleet(name, address_base, hosts=2)
+    fleet.up()
+    try:
+        deploy_demo(fleet, releases_dir, "v1")
+        fleet.reports = reports_dir
+        yield fleet
+    finally:
+        fleet.down()

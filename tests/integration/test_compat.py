@@ -17,8 +17,8 @@ import yaml
 
 from sreops_fleet.traffic import TrafficGenerator
 
-from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet, run_playbook
-from .rollout import GOOD_CANARY, versions
+from .conftest import COLLECTION_ROOT, run_playbook
+from .rollout import GOOD_CANARY, two_host_fleet, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -37,14 +37,9 @@ def test_the_collection_declares_the_oldest_ansible_core_ci_runs():
 def cfleet(releases_dir, tmp_path_factory):
     # the compat stage runs the oldest and the newest ansible-core side by side: a fleet each
     oldest = ansible.release.__version__.startswith("2.16.")
-    fleet = make_fleet(f"compat-{ansible.release.__version__}", "127.0.38.10" if oldest else "127.0.39.10", hosts=len(APP))
-    fleet.up()
-    try:
-        deploy_demo(fleet, releases_dir, "v1")
-        fleet.reports = str(tmp_path_factory.mktemp("reports"))
+    with two_host_fleet(f"compat-{ansible.release.__version__}", "127.0.38.10" if oldest else "127.0.39.10", releases_dir,
+                        str(tmp_path_factory.mktemp("reports"))) as fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def deploy(fleet, releases_dir, version, strategy):

@@ -15,8 +15,8 @@ import pytest
 from sreops_fleet.traffic import TrafficGenerator
 
 from . import awx
-from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet
-from .rollout import GOOD_CANARY, versions
+from .conftest import COLLECTION_ROOT
+from .rollout import GOOD_CANARY, two_host_fleet, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -41,14 +41,8 @@ def ee_image():
 
 @pytest.fixture(scope="module")
 def efleet(releases_dir, tmp_path_factory):
-    fleet = make_fleet("ee", "127.0.37.10", hosts=len(APP))
-    fleet.up()
-    try:
-        deploy_demo(fleet, releases_dir, "v1")
-        fleet.reports = str(tmp_path_factory.mktemp("reports"))
+    with two_host_fleet("ee", "127.0.37.10", releases_dir, str(tmp_path_factory.mktemp("reports"))) as fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def ee_job(fleet, image, data_dir, releases_dir, playbook="deploy.yml"):

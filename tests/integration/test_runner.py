@@ -12,8 +12,7 @@ import socket
 import pytest
 
 from . import awx
-from .conftest import deploy_demo, make_fleet
-from .rollout import versions
+from .rollout import two_host_fleet, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -22,14 +21,8 @@ APP = ["web1", "web2"]
 
 @pytest.fixture(scope="module")
 def rfleet(releases_dir, tmp_path_factory):
-    fleet = make_fleet("runner", "127.0.36.10", hosts=len(APP))
-    fleet.up()
-    try:
-        deploy_demo(fleet, releases_dir, "v1")
-        fleet.reports = str(tmp_path_factory.mktemp("reports"))
+    with two_host_fleet("runner", "127.0.36.10", releases_dir, str(tmp_path_factory.mktemp("reports"))) as fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def job(fleet, tmp_path, releases_dir, version, *, check=False, name="job", strategy="rolling", playbook="deploy.yml", **extra):
