@@ -19,7 +19,6 @@ from sreops_fleet import Fleet
 from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet
 
 
-
 def deploy_role_can_hold() -> bool:
     """Whether the deploy role holds an inconclusive canary for an approval and promotes it later (issue 11's
     second design: deploy_canary_promote); the approval tests need that, the first design had a prompt only."""
