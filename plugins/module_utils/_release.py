@@ -4,36 +4,52 @@
 """Private to sre.ops: releases on a host, an atomic `current` switch, a ledger, correct rollback.
 
 Layout under the application root:
-  releases/<id>/         complete releases, never visible half-written (unpacked in .staging-*, renamed in)
-  releases/.staging-*    unfinished stagings, removed by the next run
-  releases/.trash-*      releases being deleted (renamed out first), removed by the next run
-  shared/                paths linked into every release (shared_paths)
-  current -> releases/<id>   switched by renaming a temporary symlink over it
-  ledger.json            what happened to each release; the truth about `current` is readlink, always
+  releases/<id>/           complete releases, never visible half-written (unpacked in .staging-*, renamed in)
+  releases/.staging-*      unfinished stagings of killed runs, removed by the next run
+  releases/.trash-*        releases being deleted (renamed out first), removed by the next run
+  shared/                  paths linked into every release (shared_paths)
+  current -> releases/<id> switched by renaming a temporary symlink over it
+  ledger.json              what happened to each release; the truth about `current` is readlink, always
+  .release.lock            every run that changes anything holds an flock on it (see _lock.PathLock)
+
+Every change runs under the lock, so two runs never interleave, and every step that the ledger must
+follow is journalled: the ledger records the step ("pending") before it is taken, so the next run
+completes the bookkeeping of a step a killed run took, or forgets a step it never took, instead of
+deciding again from half-updated state.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import copy
 import os
 import re
 import shutil
 import stat
-import tarfile
 import tempfile
 import time
 import typing as t
-import zipfile
 
+from ansible_collections.sre.ops.plugins.module_utils._archive import (
+    ArchiveError,
+    MemberTable,
+    Report,
+    detect_format,
+    sha256_fd,
+    sha256_tree,
+    unpack,
+)
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import fsync_dir, read_json, symlink_atomic, write_json_atomic
+from ansible_collections.sre.ops.plugins.module_utils._lock import LockTimeout, PathLock, describe_holder
 
 LEDGER = "ledger.json"
+LOCK = ".release.lock"
 LEDGER_VERSION = 1
 HISTORY_LIMIT = 200
-RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-OUTCOMES = ("good", "failed", "rolled_back", "unknown")
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".zip")
+DEFAULT_LOCK_TIMEOUT = 300
+RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+STATES = ("staged", "active", "good", "failed", "rolled_back", "absent")
 
 
 class ReleaseError(SreOpsError):
@@ -44,37 +60,31 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+# ----- options ----------------------------------------------------------------------------------------
+def argument_spec() -> dict[str, t.Any]:
+    return {
+        "argument_spec": {
+            "path": {"type": "path", "required": True},
+            "release": {"type": "str"},
+            "state": {"type": "str", "choices": list(STATES), "default": "active"},
+            "src": {"type": "path"},
+            "checksum": {"type": "str"},
+            "shared_paths": {"type": "list", "elements": "str", "default": []},
+            "keep_releases": {"type": "int", "default": 5},
+            "protect": {"type": "list", "elements": "str", "default": []},
+            "lock_timeout": {"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
+        },
+        "required_if": [("state", "staged", ["release"]), ("state", "active", ["release"]), ("state", "absent", ["release"])],
+    }
+
+
 def check_release_id(release: str, option: str = "release") -> str:
-    if not RELEASE_ID.match(release or "") or release in (".", ".."):
+    if not isinstance(release, str) or not RELEASE_ID.fullmatch(release):
         raise InvalidInputError(
-            f"{option} {release!r} is not a valid release id: use letters, digits, '.', '_', '+', '-' (at most 128, not starting with '.')"
+            f"{option} {release!r} is not a valid release id: use letters, digits, '.', '_', '+', '-' "
+            "(at most 128, starting with a letter or digit)"
         )
     return release
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_tree(path: str) -> str:
-    """A digest of a directory tree: relative paths, types, modes, link targets and file contents."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, path)
-            info = os.lstat(full)
-            digest.update(f"{rel}\0{stat.S_IFMT(info.st_mode)}\0{stat.S_IMODE(info.st_mode)}\0".encode())
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(os.readlink(full).encode())
-            elif stat.S_ISREG(info.st_mode):
-                digest.update(sha256_file(full).encode())
-    return digest.hexdigest()
 
 
 def parse_checksum(checksum: str | None) -> str | None:
@@ -86,107 +96,60 @@ def parse_checksum(checksum: str | None) -> str | None:
     return match.group(1).lower()
 
 
-# ----- archive safety -------------------------------------------------------------------------------
-def _inside(name: str) -> bool:
-    """True if a relative member path stays inside the release once normalised."""
-    if name.startswith("/") or os.path.isabs(name):
-        return False
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
-    depth = 0
-    for part in parts:
-        depth += -1 if part == ".." else 1
-        if depth < 0:
-            return False
-    return True
+def check_shared_paths(paths: list[str]) -> list[str]:
+    """Normalised shared paths: relative, inside the release, none inside another."""
+    clean: list[str] = []
+    for entry in paths:
+        parts = [p for p in entry.split("/") if p not in ("", ".")]
+        if entry.startswith("/") or not parts or ".." in parts:
+            raise InvalidInputError(f"shared_paths entry {entry!r} must be a relative path inside the release (no '..')")
+        clean.append("/".join(parts))
+    for entry in clean:
+        for other in clean:
+            if entry != other and other.startswith(entry + "/"):
+                raise InvalidInputError(f"shared_paths entries {entry!r} and {other!r} overlap: one is inside the other")
+    if len(set(clean)) != len(clean):
+        raise InvalidInputError(f"shared_paths lists a path twice: {', '.join(sorted(clean))}")
+    return clean
 
 
-def check_tar_members(members: list[tarfile.TarInfo]) -> None:
-    """Refuse members that could write outside the release or create special files; name the member."""
-    for member in members:
-        name = member.name
-        if name.startswith("/") or os.path.isabs(name):
-            raise ReleaseError(f"archive member {name!r} has an absolute path; refusing the archive")
-        if ".." in name.replace("\\", "/").split("/"):
-            raise ReleaseError(f"archive member {name!r} contains '..'; refusing the archive")
-        if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-            raise ReleaseError(f"archive member {name!r} is a device file or fifo; refusing the archive")
-        if member.issym():
-            target = os.path.join(os.path.dirname(name), member.linkname)
-            if member.linkname.startswith("/") or not _inside(target):
-                raise ReleaseError(f"archive member {name!r} is a symlink to {member.linkname!r}, outside the release; refusing the archive")
-        if member.islnk():
-            if member.linkname.startswith("/") or not _inside(member.linkname):
-                raise ReleaseError(f"archive member {name!r} is a hard link to {member.linkname!r}, outside the release; refusing the archive")
-        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-            raise ReleaseError(f"archive member {name!r} has an unsupported type; refusing the archive")
+def run(params: dict[str, t.Any], check_mode: bool) -> dict[str, t.Any]:
+    """Validate every option, then carry out the state: what the module does, without AnsibleModule."""
+    state = params["state"]
+    release = check_release_id(params["release"]) if params.get("release") is not None else None
+    protect = [check_release_id(p, "protect entry") for p in params.get("protect") or []]
+    keep = params.get("keep_releases", 5)
+    if keep is None or keep < 0:
+        raise InvalidInputError(f"keep_releases must be 0 (keep all) or more, got {keep}")
+    timeout = params.get("lock_timeout", DEFAULT_LOCK_TIMEOUT)
+    if timeout is None or timeout < 0:
+        raise InvalidInputError(f"lock_timeout must be 0 or more seconds, got {timeout}")
+    checksum = params.get("checksum")
+    parse_checksum(checksum)
+    shared = check_shared_paths(params.get("shared_paths") or [])
+    src = params.get("src")
+    if src is not None and not os.path.isabs(src):
+        raise InvalidInputError(f"src {src!r} must be an absolute path on the host")
+    if src is not None and checksum is not None and os.path.isdir(src):
+        raise InvalidInputError("checksum applies to an archive src, not to a directory")
+    manager = ReleaseManager(params["path"], check_mode=check_mode, lock_timeout=timeout)
+    if state == "staged":
+        return manager.stage(t.cast(str, release), src, checksum, shared)
+    if state == "active":
+        return manager.activate(t.cast(str, release), src, checksum, shared, keep, protect)
+    if state in ("good", "failed"):
+        return manager.mark(release, state)
+    if state == "rolled_back":
+        return manager.rollback(release)
+    return manager.remove(t.cast(str, release), protect)
 
 
-def check_zip_members(infos: list[zipfile.ZipInfo]) -> None:
-    for info in infos:
-        name = info.filename
-        if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise ReleaseError(f"archive member {name!r} has an absolute path; refusing the archive")
-        if ".." in name.replace("\\", "/").split("/"):
-            raise ReleaseError(f"archive member {name!r} contains '..'; refusing the archive")
-        mode = (info.external_attr >> 16) & 0o170000
-        if mode and mode not in (stat.S_IFREG, stat.S_IFDIR):
-            raise ReleaseError(f"archive member {name!r} is a link or special file; refusing the archive")
-
-
-def check_tree_links(path: str) -> None:
-    """A directory source (or an unpacked release) may not hold links leading outside it."""
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            full = os.path.join(root, name)
-            info = os.lstat(full)
-            rel = os.path.relpath(full, path)
-            if stat.S_ISLNK(info.st_mode):
-                target = os.readlink(full)
-                if target.startswith("/") or not _inside(os.path.join(os.path.dirname(rel), target)):
-                    raise ReleaseError(f"source entry {rel!r} is a symlink to {target!r}, outside the release; refusing the source")
-            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
-                raise ReleaseError(f"source entry {rel!r} is a device file, fifo or socket; refusing the source")
-
-
-def source_kind(src: str) -> str:
-    if os.path.isdir(src):
-        return "directory"
-    if not os.path.isfile(src):
-        raise ReleaseError(f"src {src} does not exist on the host (or is not a file or directory)")
-    if src.endswith(".zip"):
-        return "zip"
-    if tarfile.is_tarfile(src):
-        return "tar"
-    raise ReleaseError(f"src {src} is neither a directory nor a tar (.tar, .tar.gz, .tar.bz2, .tar.xz) or zip archive")
-
-
-def unpack(src: str, kind: str, dest: str) -> None:
-    """Unpack into dest (an empty directory), after vetting every member; nothing is written for a refused archive."""
-    if kind == "directory":
-        check_tree_links(src)
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
-        return
-    if kind == "zip":
-        with zipfile.ZipFile(src) as archive:
-            infos = archive.infolist()
-            check_zip_members(infos)
-            archive.extractall(dest)
-        return
-    with tarfile.open(src) as archive:
-        members = archive.getmembers()
-        check_tar_members(members)
-        if hasattr(tarfile, "data_filter"):
-            archive.extractall(dest, members=members, filter="data")
-        else:  # Python < 3.12 without the backported filters: members were vetted above
-            archive.extractall(dest, members=members)  # nosec B202
-
-
-# ----- the ledger -----------------------------------------------------------------------------------
+# ----- the ledger -------------------------------------------------------------------------------------
 def empty_ledger() -> dict[str, t.Any]:
-    return {"version": LEDGER_VERSION, "seq": 0, "releases": {}, "history": []}
+    return {"version": LEDGER_VERSION, "seq": 0, "current": None, "releases": {}, "history": []}
 
 
-def newest_good(ledger: dict[str, t.Any], on_disk: set[str], exclude: str | None = None) -> str | None:
+def newest_good(ledger: dict[str, t.Any], on_disk: t.Collection[str], exclude: str | None = None) -> str | None:
     """The good release most recently made current (by the ledger's sequence, never by mtime)."""
     candidates = [
         (rec.get("last_activated_seq") or 0, rec.get("outcome_seq") or 0, rid)
@@ -196,6 +159,11 @@ def newest_good(ledger: dict[str, t.Any], on_disk: set[str], exclude: str | None
     return max(candidates)[2] if candidates else None
 
 
+def newest_staged(ledger: dict[str, t.Any], on_disk: t.Collection[str]) -> str | None:
+    candidates = [(ledger["releases"].get(rid, {}).get("staged_seq") or 0, rid) for rid in on_disk]
+    return max(candidates)[1] if candidates else None
+
+
 class ReleaseManager:
     """One application root. Every public method returns a result dict (changed, diff, ...)."""
 
@@ -203,6 +171,7 @@ class ReleaseManager:
         self,
         path: str,
         check_mode: bool = False,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         checkpoint: t.Callable[[str], None] | None = None,
     ) -> None:
         if not os.path.isabs(path):
@@ -212,39 +181,68 @@ class ReleaseManager:
         self.shared_dir = os.path.join(self.path, "shared")
         self.current_link = os.path.join(self.path, "current")
         self.ledger_path = os.path.join(self.path, LEDGER)
+        self.lock_path = os.path.join(self.path, LOCK)
         self.check_mode = check_mode
+        self.lock_timeout = lock_timeout
         # A test hook: called after each durable step, so a test can kill the process there.
         self.checkpoint = checkpoint or (lambda step: None)
         # What check mode pretends it did to the disk, so its predictions match a real run.
         self._virtual_added: set[str] = set()
         self._virtual_removed: set[str] = set()
+        self._virtual_current: tuple[str | None] | None = None
         self.notes: list[str] = []
+        self.changes: list[str] = []
+        self._stored: dict[str, t.Any] | None = None
+        self._layout_created: list[str] = []
 
     # ----- reading ----------------------------------------------------------------------------------
-    def releases_on_disk(self) -> list[str]:
+    def _scan_releases(self) -> set[str]:
         try:
             names = os.listdir(self.releases_dir)
-        except FileNotFoundError:
-            names = []
-        found = {n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.releases_dir, n))}
-        return sorted((found | self._virtual_added) - self._virtual_removed)
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        found = set()
+        for name in names:
+            if RELEASE_ID.fullmatch(name):
+                try:
+                    if stat.S_ISDIR(os.lstat(os.path.join(self.releases_dir, name)).st_mode):
+                        found.add(name)
+                except FileNotFoundError:
+                    pass
+        return found
+
+    def releases_on_disk(self) -> set[str]:
+        return (self._scan_releases() | self._virtual_added) - self._virtual_removed
 
     def leftovers(self) -> list[str]:
         try:
             return sorted(n for n in os.listdir(self.releases_dir) if n.startswith((".staging-", ".trash-")))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def current(self) -> str | None:
+    def current_state(self) -> tuple[str | None, str, str | None]:
+        """(release id or None, status, raw link target). status: absent, release, dangling, outside, not_a_symlink."""
         try:
             target = os.readlink(self.current_link)
         except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ReleaseError(f"{self.current_link} exists but is not a symlink; refusing to manage it") from exc
-        return os.path.basename(os.path.normpath(target))
+            return None, "absent", None
+        except OSError:
+            return None, "not_a_symlink", None
+        resolved = os.path.normpath(os.path.join(self.path, target))
+        name = os.path.basename(resolved)
+        if os.path.dirname(resolved) == self.releases_dir and RELEASE_ID.fullmatch(name):
+            return (name, "release", target) if name in self._scan_releases() else (None, "dangling", target)
+        return None, "outside", target
 
-    def ledger(self) -> dict[str, t.Any]:
+    def current(self) -> str | None:
+        if self._virtual_current is not None:
+            return self._virtual_current[0]
+        release, status, _target = self.current_state()
+        if status == "not_a_symlink":
+            raise ReleaseError(f"{self.current_link} exists but is not a symlink; refusing to manage it")
+        return release
+
+    def _read_ledger(self) -> dict[str, t.Any]:
         ledger = read_json(self.ledger_path, default=None)
         if ledger is None:
             return empty_ledger()
@@ -252,33 +250,76 @@ class ReleaseManager:
             raise ReleaseError(f"{self.ledger_path} is not a release ledger this module understands (version {LEDGER_VERSION})")
         return ledger
 
-    def reconciled_ledger(self) -> dict[str, t.Any]:
-        """The ledger, corrected by what is on disk: readlink current is the truth (a kill may have come between)."""
-        ledger = self.ledger()
-        current = self.current()
-        on_disk = set(self.releases_on_disk())
-        for rid in on_disk:
-            if rid not in ledger["releases"]:
-                ledger["releases"][rid] = {"id": rid, "source": None, "source_checksum": None, "staged_at": None, "outcome": "unknown"}
-        if current and current in ledger["releases"] and ledger.get("current") != current:
+    def _load(self) -> tuple[dict[str, t.Any], list[str]]:
+        """The ledger reconciled with the disk, and what was reconciled (a real run writes that back)."""
+        ledger = self._read_ledger()
+        self._stored = copy.deepcopy(ledger)
+        reconciled: list[str] = []
+        current, status, target = self.current_state()
+        on_disk = self._scan_releases()
+        pending = ledger.pop("pending", None)
+        if isinstance(pending, dict):
+            reconciled.append(self._finish_pending(ledger, pending, current, on_disk))
+        for rid in sorted(on_disk - set(ledger["releases"])):
+            ledger["releases"][rid] = {"id": rid, "source": None, "source_checksum": None, "staged_at": None, "outcome": "unknown"}
+            reconciled.append(f"release {rid} was on disk but not in the ledger: recorded with outcome unknown")
+        if current and ledger.get("current") != current:
+            reconciled.append(f"current points at {current}, the ledger said {ledger.get('current') or 'nothing'}: recorded the activation")
             self._record_activation(ledger, current, by="reconciled", previous=ledger.get("current"))
-        for rid, record in ledger["releases"].items():
-            record["on_disk"] = rid in on_disk
-        return ledger
+        elif not current and ledger.get("current"):
+            reconciled.append(f"the ledger said current is {ledger['current']}, but current is {status}" + (f" ({target})" if target else ""))
+            ledger["current"] = None
+        return ledger, reconciled
+
+    def _finish_pending(self, ledger: dict[str, t.Any], pending: dict[str, t.Any], current: str | None, on_disk: set[str]) -> str:
+        """Complete, or forget, the step an interrupted run journalled."""
+        op, release = pending.get("op"), pending.get("release")
+        if op == "switch":
+            if current == release:
+                for rid, outcome in (pending.get("outcomes") or {}).items():
+                    if rid in ledger["releases"]:
+                        self._set_outcome(ledger, rid, outcome)
+                self._record_activation(ledger, release, by=pending.get("by", "activate"), previous=pending.get("previous"))
+                return f"completed the interrupted {pending.get('by', 'switch')} to {release} (current already pointed at it)"
+            return f"forgot the interrupted {pending.get('by', 'switch')} to {release} (current was never switched)"
+        if op == "stage":
+            if release in on_disk:
+                ledger["releases"][release] = dict(pending.get("record") or {"id": release, "outcome": "unknown"})
+                self._event(ledger, "staged", release)
+                return f"completed the interrupted staging of {release}"
+            return f"forgot the interrupted staging of {release} (it never became visible)"
+        if op == "remove":
+            if release not in on_disk:
+                record = ledger["releases"].pop(release, None)
+                self._event(ledger, "removed", release, outcome=(record or {}).get("outcome"))
+                return f"completed the interrupted removal of {release}"
+            return f"forgot the interrupted removal of {release} (it is still in place)"
+        return f"dropped an unknown pending step {pending!r}"
 
     def info(self) -> dict[str, t.Any]:
-        ledger = self.reconciled_ledger()
-        current = self.current()
-        on_disk = set(self.releases_on_disk())
+        ledger, reconciled = self._load()
+        current, status, target = self.current_state()
+        on_disk = self.releases_on_disk()
+        for rid, record in ledger["releases"].items():
+            record["on_disk"] = rid in on_disk
+        try:
+            with PathLock(self.lock_path, 0, shared=True, create=False):
+                locked_by = None
+        except LockTimeout as exc:
+            locked_by = exc.holder or {}
         return {
             "path": self.path,
             "current": current,
+            "current_status": status,
+            "current_target": target,
             "current_path": os.path.join(self.releases_dir, current) if current else None,
             "previous_good": newest_good(ledger, on_disk, exclude=current),
             "last_good": newest_good(ledger, on_disk),
             "releases": [dict(ledger["releases"][r], id=r) for r in self._by_age(ledger, on_disk)],
             "leftovers": self.leftovers(),
-            "ledger": {k: v for k, v in ledger.items() if k != "releases"} | {"releases": ledger["releases"]},
+            "to_reconcile": reconciled,
+            "locked_by": locked_by,
+            "ledger": ledger,
         }
 
     @staticmethod
@@ -286,13 +327,20 @@ class ReleaseManager:
         return sorted(ids, key=lambda r: (ledger["releases"].get(r, {}).get("staged_seq") or 0, r))
 
     # ----- ledger bookkeeping -------------------------------------------------------------------------
-    def _next_seq(self, ledger: dict[str, t.Any]) -> int:
+    @staticmethod
+    def _next_seq(ledger: dict[str, t.Any]) -> int:
         ledger["seq"] = int(ledger.get("seq") or 0) + 1
         return ledger["seq"]
 
-    def _event(self, ledger: dict[str, t.Any], event: str, release: str, **extra: t.Any) -> None:
+    @staticmethod
+    def _event(ledger: dict[str, t.Any], event: str, release: str, **extra: t.Any) -> None:
         ledger.setdefault("history", []).append({"at": now(), "event": event, "release": release, **extra})
         ledger["history"] = ledger["history"][-HISTORY_LIMIT:]
+
+    def _set_outcome(self, ledger: dict[str, t.Any], release: str, outcome: str) -> None:
+        record = ledger["releases"][release]
+        record.update({"outcome": outcome, "outcome_at": now(), "outcome_seq": self._next_seq(ledger)})
+        self._event(ledger, f"marked {outcome}", release)
 
     def _record_activation(self, ledger: dict[str, t.Any], release: str, by: str, previous: str | None) -> None:
         stamp = now()
@@ -306,28 +354,108 @@ class ReleaseManager:
         self._event(ledger, "activated", release, by=by, previous=previous)
 
     def _save(self, ledger: dict[str, t.Any]) -> None:
-        clean = dict(ledger, releases={rid: {k: v for k, v in rec.items() if k != "on_disk"} for rid, rec in ledger["releases"].items()})
-        write_json_atomic(self.ledger_path, clean)
+        if self.check_mode:
+            return
+        write_json_atomic(self.ledger_path, ledger)
+        self._stored = copy.deepcopy(ledger)
 
-    # ----- writing ----------------------------------------------------------------------------------
+    def _journal(self, ledger: dict[str, t.Any], step: dict[str, t.Any], checkpoint: str) -> None:
+        """Record the step about to be taken, so a run killed right after it is completed by the next run."""
+        if self.check_mode:
+            return
+        self._save(dict(ledger, pending=step))
+        self.checkpoint(checkpoint)
+
+    # ----- locking and layout -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self, purpose: str) -> t.Iterator[None]:
+        """Hold the application root's lock for a whole operation; a failed run leaves the root as it was."""
+        def waiting(_holder: t.Any) -> None:
+            self.checkpoint("waiting-for-lock")
+
+        if self.check_mode:  # a reader: waits for a writer to finish, writes nothing, creates nothing
+            reader = PathLock(self.lock_path, self.lock_timeout, shared=True, create=False, on_wait=waiting)
+            try:
+                reader.acquire()
+            except LockTimeout as exc:
+                raise LockTimeout(f"{exc.msg} (lock_timeout)", exc.path, exc.holder) from None
+            try:
+                yield
+            finally:
+                reader.release()
+            return
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            created = self._make_dirs(self.path)
+            lock_existed = os.path.lexists(self.lock_path)
+            lock = PathLock(self.lock_path, max(0.0, deadline - time.monotonic()), purpose=purpose, on_wait=waiting)
+            try:
+                lock.acquire()
+                break
+            except LockTimeout as exc:
+                raise LockTimeout(f"{self.lock_path} is locked by {describe_holder(exc.holder)}; gave up after waiting "
+                                  f"{self.lock_timeout:g} s (lock_timeout)", exc.path, exc.holder) from None
+            except FileNotFoundError:  # a failed first run of another process removed the root meanwhile
+                if time.monotonic() >= deadline:
+                    raise ReleaseError(f"cannot lock {self.lock_path}: the application root keeps disappearing") from None
+            except NotADirectoryError as exc:
+                raise ReleaseError(f"path {self.path} is not a directory") from exc
+        self._layout_created = []
+        self.checkpoint("locked")
+        try:
+            yield
+        except BaseException:
+            for directory in reversed(self._layout_created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)  # only if still empty
+            if not lock_existed:
+                lock.release(unlink=True)
+            for directory in reversed(created):
+                with contextlib.suppress(OSError):
+                    os.rmdir(directory)
+            raise
+        finally:
+            lock.release()
+
+    def _make_dirs(self, path: str) -> list[str]:
+        """makedirs that returns what it created, outermost first."""
+        missing = []
+        probe = path
+        while not os.path.lexists(probe):
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, 0o755)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise ReleaseError(f"cannot create {directory}: {exc.strerror}") from exc
+        return list(reversed(missing))
+
     def _ensure_layout(self) -> None:
-        for directory in (self.path, self.releases_dir, self.shared_dir):
-            os.makedirs(directory, mode=0o755, exist_ok=True)
+        for directory in (self.releases_dir, self.shared_dir):
+            try:
+                os.mkdir(directory, 0o755)
+                self._layout_created.append(directory)
+            except FileExistsError:
+                pass
 
     def _clean_leftovers(self) -> list[str]:
-        removed = []
-        for name in self.leftovers():
+        """Unfinished stagings and removals. Safe under the lock: every run creates and finishes its own
+        while holding it, so whatever is found here belongs to a run that died."""
+        removed = self.leftovers()
+        for name in removed:
             if not self.check_mode:
                 shutil.rmtree(os.path.join(self.releases_dir, name), ignore_errors=True)
-            removed.append(name)
+            self.changes.append(f"remove leftover {name}")
         return removed
 
-    def _stage(self, ledger: dict[str, t.Any], release: str, src: str | None, checksum: str | None,
-               shared_paths: list[str]) -> bool:
+    # ----- staging ------------------------------------------------------------------------------------
+    def _stage(self, ledger: dict[str, t.Any], release: str, src: str | None, checksum: str | None, shared_paths: list[str]) -> bool:
         """Returns True if the release was (or would be) staged now."""
-        final = os.path.join(self.releases_dir, release)
         record = ledger["releases"].get(release)
-        if os.path.isdir(final):
+        if release in self.releases_on_disk():
             if checksum and record and record.get("source_checksum") and record["source_checksum"] != f"sha256:{checksum}":
                 raise ReleaseError(
                     f"release {release} already exists from a different source ({record['source_checksum']}, not sha256:{checksum}); "
@@ -336,76 +464,90 @@ class ReleaseManager:
             return False
         if src is None:
             raise ReleaseError(f"release {release} is not staged on this host and no src was given")
-        if self.check_mode and not os.path.exists(src):
+        if self.check_mode and not os.path.lexists(src):
             # In a --check preview, an earlier task (the upload) has not really put src there: predict the staging.
             self.notes.append(f"src {src} is not on the host yet (uploaded by an earlier task in a real run); it was not vetted")
-            self._virtual_added.add(release)
-            ledger["releases"][release] = {"id": release, "staged_seq": self._next_seq(ledger), "outcome": "unknown"}
+            self._virtual_stage(ledger, release, {"id": release, "source": src, "outcome": "unknown"})
             return True
-        kind = source_kind(src)
-        if checksum is not None:
-            if kind == "directory":
+        fmt = detect_format(src)
+        if fmt == "directory":
+            if checksum is not None:
                 raise InvalidInputError("checksum applies to an archive src, not to a directory")
-            actual = sha256_file(src)
-            if actual != checksum:
+            return self._unpack_and_publish(ledger, release, src, fmt, None, None, shared_paths)
+        try:
+            src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ReleaseError(f"cannot read src {src}: {exc.strerror}") from exc
+        try:
+            actual = sha256_fd(src_fd)
+            if checksum is not None and actual != checksum:
                 raise ReleaseError(f"checksum mismatch for {src}: expected sha256:{checksum}, got sha256:{actual}; nothing was written")
-        for shared in shared_paths:
-            if not _inside(shared) or shared.strip("/") in ("", "."):
-                raise InvalidInputError(f"shared_paths entry {shared!r} must be a relative path inside the release")
-        # Vet before anything is created: a refused archive writes nothing, and check mode predicts the refusal.
-        self._vet(src, kind)
+            return self._unpack_and_publish(ledger, release, src, fmt, src_fd, actual, shared_paths)
+        finally:
+            os.close(src_fd)
+
+    def _virtual_stage(self, ledger: dict[str, t.Any], release: str, record: dict[str, t.Any]) -> None:
+        self._virtual_added.add(release)
+        self._virtual_removed.discard(release)
+        ledger["releases"][release] = dict(record, staged_seq=self._next_seq(ledger))
+
+    def _unpack_and_publish(self, ledger: dict[str, t.Any], release: str, src: str, fmt: str, src_fd: int | None,
+                            digest: str | None, shared_paths: list[str]) -> bool:
+        record = {"id": release, "source": src, "source_checksum": None, "staged_at": now(), "outcome": "unknown"}
+        self.changes.append(f"stage {release} from {src}")
         if self.check_mode:
-            self._virtual_added.add(release)
-            ledger["releases"][release] = {"id": release, "staged_seq": self._next_seq(ledger), "outcome": "unknown"}
+            report = unpack(src, None, fmt, src_fd=src_fd)  # reads every byte: a broken archive fails the preview too
+            self._check_shared_paths(report.table, shared_paths)
+            self._note_special_bits(report)
+            self._virtual_stage(ledger, release, record)
             return True
         self._ensure_layout()
         staging = tempfile.mkdtemp(prefix=f".staging-{release}-", dir=self.releases_dir)
         self.checkpoint("staging-created")
         try:
-            unpack(src, kind, staging)
-            self.checkpoint("unpacked")
+            report = unpack(src, staging, fmt, src_fd=src_fd)
+            self._check_shared_paths(report.table, shared_paths)
             for shared in shared_paths:
                 self._link_shared(staging, shared)
             os.chmod(staging, 0o755)
-        except (ReleaseError, InvalidInputError):
+            self._note_special_bits(report)
+            self.checkpoint("unpacked")
+            record["source_checksum"] = "sha256:" + (digest or sha256_tree(src))
+            record["staged_seq"] = self._next_seq(ledger)
+            self._journal(ledger, {"op": "stage", "release": release, "record": record}, "stage-journalled")
+            os.rename(staging, os.path.join(self.releases_dir, release))
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ReleaseError(f"cannot stage {release} from {src}: {exc.strerror or exc}") from exc
             raise
-        except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise ReleaseError(f"cannot unpack {src}: {exc}") from exc
-        os.rename(staging, final)
         fsync_dir(self.releases_dir)
         self.checkpoint("renamed")
-        seq = self._next_seq(ledger)
-        ledger["releases"][release] = {
-            "id": release,
-            "source": src,
-            "source_checksum": f"sha256:{checksum}" if checksum else ("sha256:" + (sha256_file(src) if kind != "directory" else sha256_tree(src))),
-            "staged_at": now(),
-            "staged_seq": seq,
-            "outcome": "unknown",
-        }
+        ledger["releases"][release] = record
         self._event(ledger, "staged", release)
         self._save(ledger)
         self.checkpoint("staged")
         return True
 
-    def _vet(self, src: str, kind: str) -> None:
-        if kind == "directory":
-            check_tree_links(src)
-        elif kind == "zip":
-            with zipfile.ZipFile(src) as archive:
-                check_zip_members(archive.infolist())
-        else:
-            with tarfile.open(src) as archive:
-                check_tar_members(archive.getmembers())
+    def _note_special_bits(self, report: Report) -> None:
+        dropped = report.special_bits_dropped
+        if dropped:
+            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+            self.notes.append(f"setuid, setgid and sticky bits are not kept in releases: dropped from {shown}")
 
-    def _link_shared(self, release_dir: str, shared: str) -> None:
-        rel = shared.strip("/")
+    @staticmethod
+    def _check_shared_paths(table: MemberTable | None, shared_paths: list[str]) -> None:
+        for shared in shared_paths:
+            problem = table.obstacle(shared) if table is not None else None
+            if problem:
+                raise InvalidInputError(f"shared_paths entry {shared!r} {problem}; it cannot be linked to shared/")
+
+    def _link_shared(self, release_dir: str, rel: str) -> None:
+        """Replace release_dir/rel by a link to shared/rel (no parent of rel is a link: _check_shared_paths)."""
         target_in_shared = os.path.join(self.shared_dir, rel)
         in_release = os.path.join(release_dir, rel)
         if not os.path.lexists(target_in_shared):
-            # First release to name this path seeds it from the release, else an empty directory.
+            # The first release to name this path seeds it from the release, else an empty directory.
             os.makedirs(os.path.dirname(target_in_shared), exist_ok=True)
             if os.path.isdir(in_release) and not os.path.islink(in_release):
                 shutil.copytree(in_release, target_in_shared, symlinks=True)
@@ -421,22 +563,32 @@ class ReleaseManager:
         os.makedirs(os.path.dirname(in_release), exist_ok=True)
         os.symlink(os.path.relpath(target_in_shared, os.path.dirname(os.path.join(self.releases_dir, "x", rel))), in_release)
 
-    def _prune(self, ledger: dict[str, t.Any], keep: int | None, protect: list[str], current: str | None) -> list[str]:
-        if not keep:
-            return []
-        on_disk = set(self.releases_on_disk())
-        keepers = {current, newest_good(ledger, on_disk), *protect}
-        ordered = self._by_age(ledger, on_disk)
-        excess = len(ordered) - keep
-        doomed = [r for r in ordered if r not in keepers][: max(0, excess)]
-        for release in doomed:
-            self._remove(ledger, release)
-        return doomed
+    # ----- switching and removing ---------------------------------------------------------------------
+    def _switch(self, ledger: dict[str, t.Any], release: str, by: str, outcomes: dict[str, str] | None = None) -> None:
+        previous = self.current()
+        outcomes = outcomes or {}
+        step = {"op": "switch", "release": release, "by": by, "previous": previous, "outcomes": outcomes}
+        self.changes.append(f"switch current from {previous or 'nothing'} to {release}")
+        self.changes.extend(f"record {rid} {outcome}" for rid, outcome in outcomes.items())
+        self._journal(ledger, step, "switch-journalled")
+        if self.check_mode:
+            self._virtual_current = (release,)
+        else:
+            symlink_atomic(os.path.join("releases", release), self.current_link)
+            self.checkpoint("switched")
+        for rid, outcome in outcomes.items():
+            self._set_outcome(ledger, rid, outcome)
+        self._record_activation(ledger, release, by=by, previous=previous)
+        self._save(ledger)
+        self.checkpoint("switch-recorded")
 
-    def _remove(self, ledger: dict[str, t.Any], release: str) -> None:
+    def _remove(self, ledger: dict[str, t.Any], release: str, why: str) -> None:
+        self.changes.append(f"{why} {release}")
         if self.check_mode:
             self._virtual_removed.add(release)
+            ledger["releases"].pop(release, None)
             return
+        self._journal(ledger, {"op": "remove", "release": release}, "remove-journalled")
         trash = tempfile.mkdtemp(prefix=f".trash-{release}-", dir=self.releases_dir)
         # Rename first: the release disappears atomically, the slow delete happens out of sight.
         os.rename(os.path.join(self.releases_dir, release), os.path.join(trash, release))
@@ -445,121 +597,150 @@ class ReleaseManager:
         record = ledger["releases"].pop(release, None)
         self._event(ledger, "removed", release, outcome=(record or {}).get("outcome"))
         self._save(ledger)
+        self.checkpoint("removed")
         shutil.rmtree(trash, ignore_errors=True)
 
-    def _switch(self, ledger: dict[str, t.Any], release: str, by: str) -> None:
-        previous = ledger.get("current") if self.check_mode else self.current()
-        if not self.check_mode:
-            symlink_atomic(os.path.join("releases", release), self.current_link)
-            self.checkpoint("switched")
-        self._record_activation(ledger, release, by=by, previous=previous)
-        if not self.check_mode:
-            self._save(ledger)
-            self.checkpoint("ledger-written")
+    def _prune(self, ledger: dict[str, t.Any], keep: int, protect: list[str]) -> list[str]:
+        if not keep:
+            return []
+        on_disk = self.releases_on_disk()
+        current = self.current()
+        keepers = {current, newest_good(ledger, on_disk), newest_good(ledger, on_disk, exclude=current), newest_staged(ledger, on_disk), *protect}
+        ordered = self._by_age(ledger, on_disk)
+        excess = len(ordered) - keep
+        doomed = [r for r in ordered if r not in keepers][: max(0, excess)]
+        for release in doomed:
+            self._remove(ledger, release, "prune")
+        return doomed
 
-    def _result(self, changed: bool, before: dict[str, t.Any], ledger: dict[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:
-        current = ledger.get("current") if self.check_mode else self.current()
-        on_disk = set(self.releases_on_disk())
-        after = {"current": current, "releases": self._by_age(ledger, on_disk)}
+    # ----- results ------------------------------------------------------------------------------------
+    def _snapshot(self, ledger: dict[str, t.Any], current: str | None) -> dict[str, t.Any]:
+        on_disk = self.releases_on_disk()
+        return {
+            "current": current,
+            "releases": self._by_age(ledger, on_disk),
+            "outcomes": {rid: ledger["releases"].get(rid, {}).get("outcome", "unknown") for rid in sorted(on_disk)},
+        }
+
+    def _finish(self, ledger: dict[str, t.Any], before: dict[str, t.Any], reconciled: list[str], **extra: t.Any) -> dict[str, t.Any]:
+        if ledger != self._stored:
+            self._save(ledger)  # reconciliation only, or the last step's record
+        current = self.current()
+        after = self._snapshot(ledger, current)
+        changed = bool(self.changes or reconciled)
         return {
             "changed": changed,
             "path": self.path,
             "current": current,
             "previous": before["current"] if before["current"] != current else None,
-            "previous_good": newest_good(ledger, on_disk, exclude=current),
+            "previous_good": newest_good(ledger, self.releases_on_disk(), exclude=current),
             "releases": after["releases"],
-            "diff": {"before": before, "after": after},
+            "staged": False,
+            "switched": False,
+            "pruned": [],
+            "leftovers_removed": [],
+            "reconciled": reconciled,
+            "changes": self.changes + [f"reconcile: {note}" for note in reconciled],
             "notes": self.notes,
+            "diff": {"before": before, "after": after},
             **extra,
         }
 
-    def _before(self) -> dict[str, t.Any]:
-        return {"current": self.current(), "releases": self._by_age(self.ledger(), self.releases_on_disk())}
+    def _begin(self) -> tuple[dict[str, t.Any], list[str], dict[str, t.Any]]:
+        ledger, reconciled = self._load()
+        stored = self._stored or empty_ledger()
+        before = self._snapshot(stored, self.current())
+        _release, status, target = self.current_state()
+        if status in ("dangling", "outside"):
+            self.notes.append(f"current points at {target}, which is not a release under {self.releases_dir} ({status})")
+        return ledger, reconciled, before
 
-    # ----- states -----------------------------------------------------------------------------------
+    # ----- states -------------------------------------------------------------------------------------
     def stage(self, release: str, src: str | None, checksum: str | None, shared_paths: list[str]) -> dict[str, t.Any]:
-        before = self._before()
-        ledger = self.reconciled_ledger()
-        leftovers = self._clean_leftovers()
-        staged = self._stage(ledger, release, src, parse_checksum(checksum), shared_paths)
-        return self._result(staged or bool(leftovers), before, ledger, release=release, staged=staged,
-                            switched=False, pruned=[], leftovers_removed=leftovers)
+        with self._locked(f"sre.ops.release state=staged release={release}"):
+            ledger, reconciled, before = self._begin()
+            staged = self._stage(ledger, release, src, parse_checksum(checksum), check_shared_paths(shared_paths))
+            leftovers = self._clean_leftovers()
+            return self._finish(ledger, before, reconciled, release=release, staged=staged, leftovers_removed=leftovers)
 
     def activate(self, release: str, src: str | None, checksum: str | None, shared_paths: list[str],
-                 keep_releases: int | None, protect: list[str]) -> dict[str, t.Any]:
-        before = self._before()
-        ledger = self.reconciled_ledger()
-        leftovers = self._clean_leftovers()
-        staged = self._stage(ledger, release, src, parse_checksum(checksum), shared_paths)
-        switched = self.current() != release
-        if switched:
-            self._switch(ledger, release, by="activate")
-        pruned = self._prune(ledger, keep_releases, protect, release)
-        changed = staged or switched or bool(pruned) or bool(leftovers)
-        return self._result(changed, before, ledger, release=release, staged=staged, switched=switched,
-                            pruned=pruned, leftovers_removed=leftovers)
+                 keep_releases: int, protect: list[str]) -> dict[str, t.Any]:
+        with self._locked(f"sre.ops.release state=active release={release}"):
+            ledger, reconciled, before = self._begin()
+            staged = self._stage(ledger, release, src, parse_checksum(checksum), check_shared_paths(shared_paths))
+            leftovers = self._clean_leftovers()
+            switched = self.current() != release
+            if switched:
+                self._switch(ledger, release, by="activate")
+            pruned = self._prune(ledger, keep_releases, protect)
+            return self._finish(ledger, before, reconciled, release=release, staged=staged, switched=switched,
+                                pruned=pruned, leftovers_removed=leftovers)
 
     def mark(self, release: str | None, outcome: str) -> dict[str, t.Any]:
-        before = self._before()
-        ledger = self.reconciled_ledger()
-        release = release or self.current()
-        if not release:
-            raise ReleaseError(f"no release given and {self.current_link} does not exist: nothing to mark {outcome}")
-        record = ledger["releases"].get(release)
-        if record is None or not os.path.isdir(os.path.join(self.releases_dir, release)):
-            raise ReleaseError(f"release {release} is not on this host (releases: {', '.join(self.releases_on_disk()) or 'none'})")
-        changed = record.get("outcome") != outcome
-        if changed:
-            record["outcome"] = outcome
-            record["outcome_at"] = now()
-            record["outcome_seq"] = self._next_seq(ledger)
-            self._event(ledger, f"marked {outcome}", release)
-            if not self.check_mode:
+        with self._locked(f"sre.ops.release state={outcome} release={release or 'current'}"):
+            ledger, reconciled, before = self._begin()
+            release = release or self.current()
+            if not release:
+                _rid, status, target = self.current_state()
+                raise ReleaseError(f"no release given and {self.current_link} does not point at a release ({status}"
+                                   + (f": {target}" if target else "") + f"): nothing to mark {outcome}")
+            if release not in self.releases_on_disk():
+                raise ReleaseError(f"release {release} is not on this host (releases: {', '.join(sorted(self.releases_on_disk())) or 'none'})")
+            leftovers = self._clean_leftovers()
+            if ledger["releases"][release].get("outcome") != outcome:
+                self.changes.append(f"mark {release} {outcome}")
+                self._set_outcome(ledger, release, outcome)
                 self._save(ledger)
-        return self._result(changed, before, ledger, release=release, outcome=outcome, staged=False, switched=False, pruned=[])
+                self.checkpoint("marked")
+            return self._finish(ledger, before, reconciled, release=release, outcome=outcome, leftovers_removed=leftovers)
 
     def rollback(self, release: str | None) -> dict[str, t.Any]:
-        before = self._before()
-        ledger = self.reconciled_ledger()
-        current = self.current()
-        on_disk = set(self.releases_on_disk())
-        if release is not None:
-            if release not in on_disk:
-                raise ReleaseError(f"cannot roll back to {release}: it is not on this host (releases: {', '.join(sorted(on_disk)) or 'none'})")
-            target = release
-        else:
-            record = ledger["releases"].get(current or "", {})
-            if current and record.get("activated_by") == "rollback" and record.get("outcome") == "good":
-                target = current  # already rolled back: a second run changes nothing
+        with self._locked(f"sre.ops.release state=rolled_back release={release or 'last good'}"):
+            ledger, reconciled, before = self._begin()
+            current = self.current()
+            on_disk = self.releases_on_disk()
+            if release is not None:
+                if release not in on_disk:
+                    raise ReleaseError(f"cannot roll back to {release}: it is not on this host (releases: {', '.join(sorted(on_disk)) or 'none'})")
+                target: str | None = release
             else:
-                target = newest_good(ledger, on_disk, exclude=current)
-            if target is None:
-                raise ReleaseError(
-                    f"no release marked good to roll back to under {self.path} (current: {current or 'none'}; "
-                    f"releases: {', '.join(sorted(on_disk)) or 'none'}); mark one good or name one with release"
-                )
-        switched = target != current
-        if switched:
-            if current and current in ledger["releases"] and ledger["releases"][current].get("outcome") != "failed":
-                ledger["releases"][current]["outcome"] = "rolled_back"
-                ledger["releases"][current]["outcome_at"] = now()
-                ledger["releases"][current]["outcome_seq"] = self._next_seq(ledger)
-            self._switch(ledger, target, by="rollback")
-        return self._result(switched, before, ledger, release=target, rolled_back_from=current if switched else None,
-                            staged=False, switched=switched, pruned=[])
+                record = ledger["releases"].get(current or "", {})
+                if current and record.get("activated_by") == "rollback" and record.get("outcome") == "good":
+                    target = current  # already rolled back: a second run changes nothing
+                else:
+                    target = newest_good(ledger, on_disk, exclude=current)
+                if target is None:
+                    raise ReleaseError(
+                        f"no release marked good to roll back to under {self.path} (current: {current or 'none'}; "
+                        f"releases: {', '.join(sorted(on_disk)) or 'none'}); mark one good or name one with release"
+                    )
+            leftovers = self._clean_leftovers()
+            switched = target != current
+            if switched:
+                outcomes = {}
+                if current and ledger["releases"].get(current, {}).get("outcome") != "failed":
+                    outcomes[current] = "rolled_back"
+                self._switch(ledger, target, by="rollback", outcomes=outcomes)
+            return self._finish(ledger, before, reconciled, release=target, rolled_back_from=current if switched else None,
+                                switched=switched, leftovers_removed=leftovers)
 
     def remove(self, release: str, protect: list[str]) -> dict[str, t.Any]:
-        before = self._before()
-        ledger = self.reconciled_ledger()
-        current = self.current()
-        on_disk = set(self.releases_on_disk())
-        if release not in on_disk:
-            return self._result(False, before, ledger, release=release, staged=False, switched=False, pruned=[])
-        if release == current:
-            raise ReleaseError(f"refusing to remove {release}: it is the current release")
-        if release == newest_good(ledger, on_disk):
-            raise ReleaseError(f"refusing to remove {release}: it is the last release marked good (the rollback target)")
-        if release in protect:
-            raise ReleaseError(f"refusing to remove {release}: it is listed in protect")
-        self._remove(ledger, release)
-        return self._result(True, before, ledger, release=release, staged=False, switched=False, pruned=[release])
+        with self._locked(f"sre.ops.release state=absent release={release}"):
+            ledger, reconciled, before = self._begin()
+            current = self.current()
+            on_disk = self.releases_on_disk()
+            pruned = []
+            if release in on_disk:
+                if release == current:
+                    raise ReleaseError(f"refusing to remove {release}: it is the current release")
+                if release == newest_good(ledger, on_disk):
+                    raise ReleaseError(f"refusing to remove {release}: it is the last release marked good (the rollback target)")
+                if release == newest_good(ledger, on_disk, exclude=current):
+                    raise ReleaseError(f"refusing to remove {release}: it is the rollback target (the good release most recently current)")
+                if release in protect:
+                    raise ReleaseError(f"refusing to remove {release}: it is listed in protect")
+            leftovers = self._clean_leftovers()
+            if release in on_disk:
+                self._remove(ledger, release, "remove")
+                pruned = [release]
+            return self._finish(ledger, before, reconciled, release=release, pruned=pruned, leftovers_removed=leftovers)

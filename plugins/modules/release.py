@@ -14,14 +14,32 @@ description:
     staged, activated and deactivated, and its outcome (V(good), V(failed), V(rolled_back) or V(unknown)).
   - A release is unpacked into a temporary directory and renamed into place, so a half-unpacked release is never
     visible; C(current) is switched by renaming a temporary symlink over it, so it always points at a complete release.
-  - Archives are checked before anything is written - the O(checksum) first, then every member; members with
-    absolute paths, C(..), links leading outside the release, device files or fifos refuse the whole archive.
+  - Every option is validated before anything is touched. The O(checksum) is verified before the archive is read.
+  - Archives are vetted member by member in the same single pass that unpacks them, by checks that do not depend on
+    Python's C(tarfile) extraction filters. The whole archive is refused, and nothing is kept, when a member has an
+    absolute path or C(..), passes through a symlink of the archive (or through a file), appears twice, is a device
+    file or fifo, is a symlink whose target - resolved through the archive's own symlinks, to any depth - leaves
+    the release, or is a hard link to anything but a regular file earlier in the archive. Every file is created
+    relative to directory descriptors opened with C(O_NOFOLLOW), one path component at a time, so no link is ever
+    followed while unpacking. Symlinks are created last.
+  - A truncated or corrupt archive (gzip, bzip2 or xz stream, tar headers, zip CRC), an encrypted zip or a zip
+    compression method other than stored, deflate, bzip2 and lzma fails the task with a message naming the file and
+    the problem; nothing is left behind. Archives are recognised by their content, not their file name.
+  - File modes are kept (also from zip archives made on Unix); setuid, setgid and sticky bits are dropped, and the
+    task says so in RV(notes). Files belong to the user the module runs as; archive owners are not applied.
+  - Every run that changes something holds an exclusive lock on C(<path>/.release.lock) (C(flock), released by the
+    kernel if the run dies). A second run on the same O(path) waits up to O(lock_timeout) seconds and then fails with
+    a message naming the holder (host, pid, since when, what it does). Leftovers (C(.staging-*) of killed stagings,
+    C(.trash-*) of killed removals) are only removed under that lock, so nothing a live run owns is ever removed.
+  - Each step the ledger must follow (staging, switching C(current), removing) is journalled in the ledger before it
+    is taken. A run killed at any point leaves C(current) on a complete release and the ledger readable; the next
+    run completes or forgets the interrupted step (RV(reconciled)) instead of repeating it, so rollback, mark and
+    remove are safe to rerun after a kill.
   - Rollback reads the ledger and C(readlink current), never directory times. Without O(release) it goes to the good
     release that was most recently current; run again, it changes nothing.
-  - Retention (O(keep_releases)) never removes the current release, the newest good release, or one listed in O(protect);
-    unfinished stagings and interrupted removals are cleaned up first.
-  - Killed at any point, the host keeps serving a complete release and the ledger stays readable; the next run
-    completes or cleans up.
+  - Retention (O(keep_releases)) never removes the current release, the newest good release, the rollback target
+    (the good release most recently current before the current one), the newest staged release, or one listed in
+    O(protect).
 author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
@@ -30,21 +48,24 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reports exactly what a real run would stage, switch and prune (archives are vetted too) and writes nothing.
+      - Reports exactly what a real run would stage, switch, prune and reconcile, and writes nothing - not even the lock
+        file. Archives are read to their end, so a broken archive fails the preview as it would fail the real run.
+      - Waits (shared lock) while a real run on the same O(path) is in progress, so the preview reads settled state.
   diff_mode:
     support: full
     details:
-      - C(current) and the list of releases before and after.
+      - C(current), the releases on disk (oldest first) and each release's outcome, before and after.
   idempotent:
     support: full
 options:
   path:
-    description: The application root. Created if missing.
+    description: The application root. Created if missing (and removed again if the first run fails).
     type: path
     required: true
   release:
     description:
-      - The release id, the same on every host of a rollout (letters, digits, C(.), C(_), C(+), C(-)).
+      - The release id, the same on every host of a rollout (letters, digits, C(.), C(_), C(+), C(-); at most 128,
+        starting with a letter or digit).
       - Required for O(state=staged), O(state=active) and O(state=absent). For O(state=good) and O(state=failed)
         it defaults to the current release; for O(state=rolled_back) it names the release to go back to.
     type: str
@@ -55,7 +76,8 @@ options:
       - V(good) and V(failed) record the outcome of a release (the deploy role does this after its health gates).
       - V(rolled_back) makes O(release), or else the good release most recently current, current again; the release
         it moves off is recorded V(rolled_back) (unless already V(failed)).
-      - V(absent) removes the release; refused for the current release, the newest good release and protected ones.
+      - V(absent) removes the release; refused for the current release, the newest good release, the rollback
+        target and protected ones.
     type: str
     choices: [staged, active, good, failed, rolled_back, absent]
     default: active
@@ -71,6 +93,7 @@ options:
     description:
       - Paths inside the release that become links to the same path under C(shared/) (logs, uploads, local config).
         The first release to name a path seeds C(shared/) with its content.
+      - Relative, without C(..), none inside another; no parent of a path may be a symlink or file in the release.
     type: list
     elements: str
     default: []
@@ -83,6 +106,12 @@ options:
     type: list
     elements: str
     default: []
+  lock_timeout:
+    description:
+      - Seconds to wait for another run that holds the lock of O(path) (for example one still unpacking a large
+        release), before failing with a message that names it. V(0) fails at once.
+    type: float
+    default: 300
 seealso:
   - module: sre.ops.release_info
 """
@@ -111,27 +140,30 @@ EXAMPLES = r"""
 
 RETURN = r"""
 current:
-  description: The release C(current) points at after the task (predicted in check mode).
+  description: The release C(current) points at after the task (predicted in check mode); null if it points at none.
   returned: always
   type: str
   sample: "2026.11.27-1"
 previous:
-  description: The release C(current) pointed at before, when the task switched it.
+  description:
+    - The release C(current) pointed at before, when the task switched it; null otherwise.
+    - Null together with RV(switched=true) means the task made the first release current (or replaced a C(current)
+      that pointed at no release, see RV(notes)).
   returned: always
   type: str
   sample: "2026.11.26-3"
 previous_good:
-  description: The good release most recently current other than C(current), the target of the next rollback.
+  description: The good release most recently current other than RV(current), the target of the next rollback.
   returned: always
   type: str
   sample: "2026.11.26-3"
 release:
-  description: The release the task acted on.
+  description: The release the task acted on (for O(state=rolled_back), the release rolled back to).
   returned: always
   type: str
   sample: "2026.11.27-1"
 releases:
-  description: Releases on the host afterwards, oldest first.
+  description: Releases on the host afterwards, oldest (first staged) first.
   returned: always
   type: list
   elements: str
@@ -147,67 +179,75 @@ switched:
   type: bool
   sample: true
 pruned:
-  description: Releases removed (or that would be) by retention or O(state=absent).
+  description: Releases removed (or that would be) by retention, or by O(state=absent).
   returned: always
   type: list
   elements: str
   sample: ["2026.11.20-1"]
+outcome:
+  description: The outcome recorded for RV(release).
+  returned: when O(state) is V(good) or V(failed)
+  type: str
+  sample: good
+rolled_back_from:
+  description: The release rolled back from.
+  returned: when O(state=rolled_back); null unless the task switched
+  type: str
+  sample: "2026.11.27-1"
 leftovers_removed:
-  description: Unfinished stagings and interrupted removals cleaned up.
-  returned: when O(state) is V(staged) or V(active)
-  type: list
-  elements: str
-  sample: [".staging-2026.11.27-1-x8a2"]
-notes:
-  description: Remarks on the prediction, for example that O(src) was not on the host yet in check mode.
+  description: Unfinished stagings and interrupted removals of killed runs that were (or would be) cleaned up.
   returned: always
   type: list
   elements: str
-  sample: []
-rolled_back_from:
-  description: The release rolled back from.
-  returned: when O(state=rolled_back) and the task switched
+  sample: [".staging-2026.11.27-1-x8a2"]
+reconciled:
+  description:
+    - What the ledger did not know yet and was (or would be) brought in line with the disk - the step a killed run
+      took after journalling it, a C(current) switched by hand, a release directory the ledger did not list.
+      Non-empty makes the task V(changed).
+  returned: always
+  type: list
+  elements: str
+  sample: ["completed the interrupted rollback to v2 (current already pointed at it)"]
+changes:
+  description:
+    - Every change the task made (or would make in check mode), in order, one short sentence each - for a plan or
+      a report. Empty when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["stage v3 from /srv/artifacts/app-v3.tar.gz", "switch current from v2 to v3", "prune v1"]
+notes:
+  description:
+    - Remarks on the result - setuid, setgid or sticky bits dropped while unpacking, a C(current) that pointed at no
+      release, or that O(src) was not on the host yet in check mode (so it was not vetted).
+  returned: always
+  type: list
+  elements: str
+  sample: ["setuid, setgid and sticky bits are not kept in releases: dropped from bin/helper (4755)"]
+diff:
+  description: C(current), the releases (oldest first) and each release's outcome, before and after the task.
+  returned: always
+  type: dict
+  sample: {"before": {"current": "v1", "releases": ["v1"], "outcomes": {"v1": "good"}},
+           "after": {"current": "v2", "releases": ["v1", "v2"], "outcomes": {"v1": "good", "v2": "unknown"}}}
+path:
+  description: The application root, normalised.
+  returned: always
   type: str
-  sample: "2026.11.27-1"
+  sample: /srv/app
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
-from ansible_collections.sre.ops.plugins.module_utils._release import ReleaseManager, check_release_id
+from ansible_collections.sre.ops.plugins.module_utils._release import argument_spec, run
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "release": {"type": "str"},
-            "state": {"type": "str", "choices": ["staged", "active", "good", "failed", "rolled_back", "absent"], "default": "active"},
-            "src": {"type": "path"},
-            "checksum": {"type": "str"},
-            "shared_paths": {"type": "list", "elements": "str", "default": []},
-            "keep_releases": {"type": "int", "default": 5},
-            "protect": {"type": "list", "elements": "str", "default": []},
-        },
-        required_if=[("state", "staged", ["release"]), ("state", "active", ["release"]), ("state", "absent", ["release"])],
-        supports_check_mode=True,
-    )
-    p = module.params
+    module = AnsibleModule(**argument_spec(), supports_check_mode=True)
     try:
-        release = check_release_id(p["release"]) if p["release"] is not None else None
-        if p["keep_releases"] < 0:
-            module.fail_json(msg=f"keep_releases must be 0 (keep all) or more, got {p['keep_releases']}")
-        manager = ReleaseManager(p["path"], check_mode=module.check_mode)
-        if p["state"] == "staged":
-            result = manager.stage(release, p["src"], p["checksum"], p["shared_paths"])
-        elif p["state"] == "active":
-            result = manager.activate(release, p["src"], p["checksum"], p["shared_paths"], p["keep_releases"], p["protect"])
-        elif p["state"] in ("good", "failed"):
-            result = manager.mark(release, p["state"])
-        elif p["state"] == "rolled_back":
-            result = manager.rollback(release)
-        else:
-            result = manager.remove(release, p["protect"])
+        result = run(module.params, check_mode=module.check_mode)
     except SreOpsError as exc:
         module.fail_json(msg=exc.msg)
     module.exit_json(**result)

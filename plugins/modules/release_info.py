@@ -11,7 +11,10 @@ version_added: 0.1.0
 description:
   - Returns what M(sre.ops.release) manages under O(path) - the ledger, the release C(current) points at (from
     C(readlink), not from the ledger), the rollback target, and the releases on disk with their ledger records.
-  - Read-only; it runs in full in check mode. An application root that does not exist yet gives empty results.
+  - Read-only; it runs in full in check mode and never waits for, or takes, the lock of O(path). An application root
+    that does not exist yet gives empty results.
+  - A C(current) that points at no release (dangling, or outside C(releases/)) is reported as such (RV(current_status)),
+    never as a release.
 author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
@@ -50,12 +53,25 @@ EXAMPLES = r"""
 
 RETURN = r"""
 current:
-  description: The release C(current) points at, or null.
+  description: The release C(current) points at, or null when it points at no release on the host (see RV(current_status)).
   returned: always
   type: str
   sample: "v2"
+current_status:
+  description:
+    - V(release) when C(current) points at a release directory under C(releases/); V(absent) when there is no C(current);
+      V(dangling) when it points at C(releases/<id>) but that release is not there; V(outside) when it points anywhere
+      else; V(not_a_symlink) when C(current) is a real file or directory (M(sre.ops.release) refuses to manage that).
+  returned: always
+  type: str
+  sample: release
+current_target:
+  description: What C(current) points at, as stored in the link (C(readlink)), or null.
+  returned: always
+  type: str
+  sample: releases/v2
 current_path:
-  description: The directory of the current release.
+  description: The directory of the current release; null unless RV(current_status=release).
   returned: always
   type: str
   sample: /srv/app/releases/v2
@@ -82,11 +98,31 @@ leftovers:
   type: list
   elements: str
   sample: []
+to_reconcile:
+  description:
+    - What the ledger does not match on disk yet, which the next M(sre.ops.release) run will record (for example the
+      step of a killed run, or a C(current) switched by hand). The other values already take it into account.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+locked_by:
+  description:
+    - Null when no M(sre.ops.release) run holds the lock of O(path) right now; else what the holder recorded
+      (C(host), C(pid), C(since), C(purpose)), empty when it recorded nothing.
+  returned: always
+  type: dict
+  sample: {"host": "web1", "pid": 4242, "since": "2026-11-27T17:00:00Z", "purpose": "sre.ops.release state=active release=v3"}
 ledger:
-  description: The ledger as stored, with C(current) reconciled from C(readlink) and its recent C(history).
+  description: The ledger, with C(current) reconciled from C(readlink) and its recent C(history).
   returned: always
   type: dict
   sample: {"version": 1, "current": "v2", "history": [{"at": "2026-11-27T17:05:00Z", "event": "activated", "release": "v2"}]}
+path:
+  description: The application root, normalised.
+  returned: always
+  type: str
+  sample: /srv/app
 """
 
 from ansible.module_utils.basic import AnsibleModule

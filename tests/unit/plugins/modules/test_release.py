@@ -20,6 +20,10 @@ from ._run import run_main
         ({"path": "/srv/app", "release": "v1", "keep_releases": -1}, "keep_releases must be 0 (keep all) or more"),
         ({"path": "/srv/app", "release": "v1", "state": "frozen"}, "value of state must be one of"),
         ({"path": "/srv/app", "release": "v1", "checksum": "md5:abc", "src": "/x.tar"}, "checksum 'md5:abc' must look like sha256:"),
+        ({"path": "/srv/app", "release": "v2\n"}, "release 'v2\\n' is not a valid release id"),
+        ({"path": "/srv/app", "release": "v1", "lock_timeout": -1}, "lock_timeout must be 0 or more seconds"),
+        ({"path": "/srv/app", "release": "v1", "shared_paths": ["log", "log/x"]}, "shared_paths entries 'log' and 'log/x' overlap"),
+        ({"path": "/srv/app", "release": "v1", "src": "/nonexistent.tar.gz"}, "src /nonexistent.tar.gz does not exist on the host"),
     ],
 )
 def test_bad_input_fails_before_anything_is_written(args, message, capsys, tmp_path):
@@ -35,5 +39,7 @@ def test_check_mode_activation_predicts_and_writes_nothing(capsys, tmp_path):
     (src / "VERSION").write_text("v1\n")
     code, result = run_main(release, {"path": str(tmp_path / "app"), "release": "v1", "src": str(src), "_ansible_check_mode": True}, capsys)
     assert code == 0 and result["changed"] and result["current"] == "v1"
-    assert result["diff"] == {"before": {"current": None, "releases": []}, "after": {"current": "v1", "releases": ["v1"]}}
+    assert result["diff"] == {"before": {"current": None, "releases": [], "outcomes": {}},
+                              "after": {"current": "v1", "releases": ["v1"], "outcomes": {"v1": "unknown"}}}
+    assert result["previous"] is None and result["switched"] and result["changes"] == [f"stage v1 from {src}", "switch current from nothing to v1"]
     assert not os.path.exists(tmp_path / "app")
