@@ -403,7 +403,7 @@ class _TarInfo(tarfile.TarInfo):
     member as the end of the archive, which would silently publish a partial release."""
 
     @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # pylint: disable=arguments-renamed # `tarfile` is the module here
         try:
             return super().fromtarfile(tarfile_)
         except tarfile.HeaderError as exc:

@@ -31,7 +31,6 @@ import time
 import typing as t
 
 from ansible_collections.sre.ops.plugins.module_utils._archive import (
-    ArchiveError,
     MemberTable,
     Report,
     detect_format,
@@ -368,11 +367,18 @@ class ReleaseManager:
 
     # ----- locking and layout -----------------------------------------------------------------------
     @contextlib.contextmanager
-    def _locked(self, purpose: str) -> t.Iterator[None]:
-        """Hold the application root's lock for a whole operation; a failed run leaves the root as it was."""
+    def _locked(self, purpose: str, create_root: bool = False) -> t.Iterator[None]:
+        """Hold the application root's lock for a whole operation; a failed run leaves the root as it was.
+
+        Only staging creates a missing root: without one there is nothing to mark, roll back or remove, so
+        those run unlocked on the empty state (and change nothing) rather than leave an empty root behind.
+        """
         def waiting(_holder: t.Any) -> None:
             self.checkpoint("waiting-for-lock")
 
+        if not create_root and not os.path.isdir(self.path):
+            yield
+            return
         if self.check_mode:  # a reader: waits for a writer to finish, writes nothing, creates nothing
             reader = PathLock(self.lock_path, self.lock_timeout, shared=True, create=False, on_wait=waiting)
             try:
@@ -657,7 +663,7 @@ class ReleaseManager:
 
     # ----- states -------------------------------------------------------------------------------------
     def stage(self, release: str, src: str | None, checksum: str | None, shared_paths: list[str]) -> dict[str, t.Any]:
-        with self._locked(f"sre.ops.release state=staged release={release}"):
+        with self._locked(f"sre.ops.release state=staged release={release}", create_root=True):
             ledger, reconciled, before = self._begin()
             staged = self._stage(ledger, release, src, parse_checksum(checksum), check_shared_paths(shared_paths))
             leftovers = self._clean_leftovers()
@@ -665,7 +671,7 @@ class ReleaseManager:
 
     def activate(self, release: str, src: str | None, checksum: str | None, shared_paths: list[str],
                  keep_releases: int, protect: list[str]) -> dict[str, t.Any]:
-        with self._locked(f"sre.ops.release state=active release={release}"):
+        with self._locked(f"sre.ops.release state=active release={release}", create_root=True):
             ledger, reconciled, before = self._begin()
             staged = self._stage(ledger, release, src, parse_checksum(checksum), check_shared_paths(shared_paths))
             leftovers = self._clean_leftovers()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import tarfile
 
 import pytest
 
+from sreops_fleet.hostile import issue_archive, write_tar
 from sreops_fleet.traffic import TrafficGenerator
 
 from .conftest import run_module, ssh
@@ -29,18 +31,23 @@ def fingerprints(fleet):
 
 @pytest.fixture(scope="module")
 def uploaded(v1_everywhere, releases_dir, tmp_path_factory):
-    """The demo artifacts on every app host, plus a hostile one on web1 and web2, under /srv/artifacts."""
+    """The demo artifacts on every app host, plus hostile and broken ones on web1 and web2, under /srv/artifacts:
+    evil.tar.gz (`../../etc/cron.d/owned`), escape.tar (the CVE-2025-4517 symlink chain, aimed from a staging
+    directory at /srv/outside) and truncated.tar.gz (the v2 artifact without its last 100 bytes)."""
     fleet = v1_everywhere
-    evil = str(tmp_path_factory.mktemp("evil") / "evil.tar.gz")
-    with tarfile.open(evil, "w:gz") as tar:
+    hostile = tmp_path_factory.mktemp("hostile")
+    with tarfile.open(hostile / "evil.tar.gz", "w:gz") as tar:
         data = b"owned\n"
         info = tarfile.TarInfo("../../etc/cron.d/owned")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+    write_tar(hostile / "escape.tar", issue_archive(target="../../../outside")[0])
+    with open(os.path.join(releases_dir, "demo-app-v2.tar.gz"), "rb") as handle:
+        (hostile / "truncated.tar.gz").write_bytes(handle.read()[:-100])
     run, _results = run_module(fleet, "app", "ansible.builtin.copy", {"src": f"{releases_dir}/", "dest": "/srv/artifacts/", "mode": "0644"},
                                tmp_dir=str(tmp_path_factory.mktemp("upload")))
     assert run.rc == 0, run.output
-    run, _results = run_module(fleet, HOSTS, "ansible.builtin.copy", {"src": evil, "dest": "/srv/artifacts/evil.tar.gz", "mode": "0644"},
+    run, _results = run_module(fleet, HOSTS, "ansible.builtin.copy", {"src": f"{hostile}/", "dest": "/srv/artifacts/", "mode": "0644"},
                                tmp_dir=str(tmp_path_factory.mktemp("upload-evil")))
     assert run.rc == 0, run.output
     sums = {}
@@ -128,22 +135,94 @@ def test_rollback_twice_in_a_row(uploaded, tmp_path):
         assert ssh(fleet, host, f"readlink {ROOT}/current").stdout.strip() == "releases/v2"
 
 
-def test_refused_archives_write_nothing(uploaded, tmp_path):
+def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same_way(uploaded, tmp_path):
     fleet, sums = uploaded
     for host in HOSTS.split(","):
-        ssh(fleet, host, f"rm -rf {ROOT}")
-    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": "/srv/artifacts/evil.tar.gz"},
-                              tmp_dir=str(tmp_path / "evil"))
-    assert results["web1"]["failed"] and results["web1"]["msg"] == (
-        "archive member '../../etc/cron.d/owned' contains '..'; refusing the archive")
+        ssh(fleet, host, f"rm -rf {ROOT} /srv/outside && mkdir /srv/outside && echo original > /srv/outside/existing")
+    chain_member = issue_archive()[1]
+    cases = [
+        ("evil.tar.gz", "/srv/artifacts/evil.tar.gz: archive member '../../etc/cron.d/owned' contains '..'; refusing the archive"),
+        ("escape.tar", f"/srv/artifacts/escape.tar: archive member {chain_member!r} passes through 'a', which is a symlink in the archive; "
+                       "refusing the archive"),
+        ("truncated.tar.gz", "cannot unpack /srv/artifacts/truncated.tar.gz: it is truncated: the gzip data ends before its end-of-stream marker"),
+    ]
+    for name, message in cases:
+        for flags in (("--check",), ()) if name != "evil.tar.gz" else ((),):
+            _run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": f"/srv/artifacts/{name}"}, *flags,
+                                       tmp_dir=str(tmp_path / f"{name}{flags}"))
+            for host in HOSTS.split(","):
+                assert results[host].get("failed") and results[host]["msg"].startswith(message), (flags, results[host])
     run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
                                                                 "checksum": "sha256:" + "0" * 64}, tmp_dir=str(tmp_path / "sum"))
     assert results["web2"]["failed"] and results["web2"]["msg"].startswith("checksum mismatch for /srv/artifacts/demo-app-v1.tar.gz")
     for host in HOSTS.split(","):
-        assert ssh(fleet, host, f"test -e {ROOT} || echo absent").stdout.strip() == "absent"
+        assert ssh(fleet, host, f"test -e {ROOT} || echo absent").stdout.strip() == "absent", "a failed first run leaves no root"
         assert ssh(fleet, host, "test -e /etc/cron.d/owned || echo absent").stdout.strip() == "absent"
-    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "../x"}, tmp_dir=str(tmp_path / "id"))
+        assert ssh(fleet, host, "ls /srv/outside; cat /srv/outside/existing").stdout == "existing\noriginal\n"
+    run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "v2\n"}, tmp_dir=str(tmp_path / "id"))
     assert "is not a valid release id" in results["web1"]["msg"]
+
+
+HOLD_LOCK = """
+import fcntl, json, os, socket, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": "2026-01-01T00:00:00Z", "purpose": "a test holder"}).encode())
+time.sleep(600)
+"""
+
+
+def test_a_held_lock_makes_runs_wait_then_fail_naming_the_holder_and_dies_with_it(uploaded, tmp_path):
+    fleet, sums = uploaded
+    host = "web1"
+    ssh(fleet, host, f"rm -rf {ROOT}")
+    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
+                               tmp_dir=str(tmp_path / "v1"))
+    assert results[host]["current"] == "v1", results
+    lock = f"{ROOT}/.release.lock"
+    started = ssh(fleet, host, f"setsid -f python3 -c '{HOLD_LOCK}' {lock} >/dev/null 2>&1 </dev/null; "
+                               f"for i in $(seq 300); do [ -s {lock} ] && break; sleep 0.1; done; cat {lock}")
+    holder = json.loads(started.stdout)
+    try:
+        _run, info = run_module(fleet, host, "sre.ops.release_info", {"path": ROOT}, tmp_dir=str(tmp_path / "info"))
+        assert info[host]["locked_by"]["pid"] == holder["pid"]
+        for flags in ((), ("--check",)):
+            _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "state": "good", "lock_timeout": 1}, *flags,
+                                       tmp_dir=str(tmp_path / f"wait{flags}"))
+            assert results[host]["failed"] and results[host]["msg"] == (
+                f"{lock} is locked by pid {holder['pid']} on web1 since 2026-01-01T00:00:00Z (a test holder); gave up after waiting 1 s (lock_timeout)")
+    finally:
+        ssh(fleet, host, f"kill -9 {holder['pid']}")
+    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "state": "good", "lock_timeout": 30}, tmp_dir=str(tmp_path / "after"))
+    assert results[host]["changed"] and results[host]["outcome"] == "good", "the kernel released the killed holder's lock"
+
+
+def test_two_runs_at_once_end_as_one_after_the_other_and_release_info_reports_a_dangling_current(uploaded, tmp_path):
+    fleet, sums = uploaded
+    host = "web2"
+    ssh(fleet, host, f"rm -rf {ROOT}")
+    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
+                               tmp_dir=str(tmp_path / "v1"))
+    assert results[host]["current"] == "v1", results
+    runs = {
+        "activate": {"path": ROOT, "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "checksum": f"sha256:{sums['v2']}"},
+        "mark": {"path": ROOT, "state": "good"},
+    }
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run_module, fleet, host, "sre.ops.release", args, tmp_dir=str(tmp_path / name)) for name, args in runs.items()}
+        results = {name: future.result()[1][host] for name, future in futures.items()}
+    assert not any(r.get("failed") for r in results.values()), results
+    ledger = json.loads(ssh(fleet, host, f"cat {ROOT}/ledger.json").stdout)
+    outcomes = {rid: rec["outcome"] for rid, rec in ledger["releases"].items()}
+    # either the mark ran first (v1 good) or the activation did (v2 good): never a lost mark or a half release
+    assert outcomes in ({"v1": "good", "v2": "unknown"}, {"v1": "unknown", "v2": "good"}), outcomes
+    assert ledger["current"] == "v2" and "pending" not in ledger
+    assert results["mark"]["release"] == ("v1" if outcomes["v1"] == "good" else "v2")
+    assert ssh(fleet, host, f"cat {ROOT}/current/VERSION; ls -A {ROOT}/releases").stdout == "v2\nv1\nv2\n"
+
+    ssh(fleet, host, f"ln -sfn releases/v9 {ROOT}/current")
+    _run, info = run_module(fleet, host, "sre.ops.release_info", {"path": ROOT}, "--check", tmp_dir=str(tmp_path / "info"))
+    assert (info[host]["current"], info[host]["current_status"], info[host]["current_path"]) == (None, "dangling", None)
 
 
 def test_demo_releases_deploy_and_serve_through_the_load_balancer(uploaded, tmp_path):

@@ -19,52 +19,12 @@ import zipfile
 import pytest
 
 from ansible_collections.sre.ops.plugins.module_utils import _archive as arc
-
-COMP = "d" * 247  # a directory name close to NAME_MAX: 16 of them exceed PATH_MAX
-
-
-# ----- building archives ---------------------------------------------------------------------------
-def entry(name, kind=tarfile.REGTYPE, data=b"", linkname="", mode=0o644):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    info.mode = mode
-    info.mtime = 1_700_000_000
-    if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
-        info.size = len(data)
-        return info, io.BytesIO(data)
-    return info, None
-
-
-def write_tar(path, entries, mode="w"):
-    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tar:
-        for info, data in entries:
-            tar.addfile(info, data)
-    return str(path)
-
-
-def escape_chain(steps="abcdefghijklmnop", comp=COMP, chain_member_through_links=True, target="../outside"):
-    """CVE-2025-4517's shape: long directory names reached through one-letter symlinks, a symlink back to
-    the root at the end of the chain, and an `escape` link that goes `..` from there. realpath() gives up
-    past PATH_MAX and sees `escape` as inside; the kernel follows it out."""
-    entries, prefix = [], ""
-    for letter in steps:
-        entries.append(entry(os.path.join(prefix, comp), tarfile.DIRTYPE, mode=0o755))
-        entries.append(entry(os.path.join(prefix, letter), tarfile.SYMTYPE, linkname=comp))
-        prefix = os.path.join(prefix, comp)
-    chain = "/".join(steps)
-    back_to_root = (chain if chain_member_through_links else prefix) + "/" + "l" * 254
-    entries.append(entry(back_to_root, tarfile.SYMTYPE, linkname="../" * len(steps)))
-    entries.append(entry("escape", tarfile.SYMTYPE, linkname=f"{chain}/{'l' * 254}/{target}"))
-    return entries, back_to_root
-
+from sreops_fleet.hostile import entry, escape_chain, issue_archive, write_tar
 
 ATTACKS = {
     # the issue's archive: a new file outside through `escape`, an existing one overwritten through a hard link
     "file and hard link through the chain": (
-        lambda: escape_chain()[0] + [entry("hl", tarfile.LNKTYPE, linkname="escape/existing"), entry("hl", data=b"overwritten\n"),
-                                     entry("escape/owned", data=b"owned\n")],
-        lambda: escape_chain()[1], "passes through 'a', which is a symlink in the archive"),
+        lambda: issue_archive()[0], lambda: issue_archive()[1], "passes through 'a', which is a symlink in the archive"),
     # the chain's members placed through real directories only: the link resolver is what refuses it
     "escape link alone": (
         lambda: escape_chain(chain_member_through_links=False)[0],
@@ -358,7 +318,8 @@ def test_concatenated_streams_and_zero_padding_are_read_like_gzip_does(tmp_path)
 
 @pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
 def test_every_tar_compression_is_recognised_by_content_not_name(tmp_path, mode):
-    path = write_tar(tmp_path / "misnamed.zip", [entry("VERSION", data=b"v1\n"), entry("big.bin", data=b"0123456789abcdef" * (arc.CHUNK // 8) + b"tail!")], mode)
+    big = b"0123456789abcdef" * (arc.CHUNK // 8) + b"tail!"
+    path = write_tar(tmp_path / "misnamed.zip", [entry("VERSION", data=b"v1\n"), entry("big.bin", data=big)], mode)
     dest = tmp_path / "dest"
     dest.mkdir()
     report = arc.unpack(path, str(dest))

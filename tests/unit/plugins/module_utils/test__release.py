@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import tarfile
 import zipfile
@@ -471,7 +470,7 @@ def steps_of(initial_tree, tmp_path, artifacts, state):
     root = fresh_copy(initial_tree, tmp_path, f"steps-{state}")
     seen = []
     Child.operation(state)(rel.ReleaseManager(root, checkpoint=seen.append), artifacts)
-    return [(i, step) for i, step in enumerate(seen)]
+    return list(enumerate(seen))
 
 
 @pytest.mark.parametrize("state", list(PAUSE_AT))
@@ -495,3 +494,13 @@ def test_sigkill_at_every_step_leaves_a_complete_current_and_the_next_run_conver
         assert settled_state(root) == settled_state(reference), f"after a kill at {step} and a rerun"
         again = Child.operation(state)(rel.ReleaseManager(root), artifacts)
         assert again["changed"] is False, f"a third run after a kill at {step} still changed: {again['changes']}"
+
+
+def test_states_that_need_releases_do_not_create_a_missing_root(root):
+    for check in (True, False):
+        assert mgr(root, check).remove("v1", [])["changed"] is False
+        with pytest.raises(rel.ReleaseError, match="no release marked good"):
+            mgr(root, check).rollback(None)
+        with pytest.raises(rel.ReleaseError, match=r"does not point at a release \(absent\)"):
+            mgr(root, check).mark(None, "good")
+    assert not os.path.exists(os.path.dirname(root))
