@@ -510,20 +510,38 @@ class ReleaseManager:
         self._ensure_layout()
         staging = tempfile.mkdtemp(prefix=f".staging-{release}-", dir=self.releases_dir)
         self.checkpoint("staging-created")
+        seeded: list[str] = []
+        journalled = False
+        unjournalled: dict[str, t.Any] | None = None
         try:
             report = unpack(src, staging, fmt, src_fd=src_fd)
             self._check_shared_paths(report.table, shared_paths)
             for shared in shared_paths:
-                self._link_shared(staging, shared)
+                self._link_shared(staging, shared, seeded)
             os.chmod(staging, 0o755)
             self._note_special_bits(report)
             self.checkpoint("unpacked")
             record["source_checksum"] = "sha256:" + (digest or sha256_tree(src))
             record["staged_seq"] = self._next_seq(ledger)
+            unjournalled = copy.deepcopy(self._stored) if os.path.exists(self.ledger_path) else None
             self._journal(ledger, {"op": "stage", "release": release, "record": record}, "stage-journalled")
+            journalled = True
             os.rename(staging, os.path.join(self.releases_dir, release))
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if journalled:  # the staging never became visible: the ledger goes back to what it was (best effort:
+                # if that fails too, the next run forgets the journalled step)
+                with contextlib.suppress(OSError, SreOpsError):
+                    if unjournalled is None:
+                        os.unlink(self.ledger_path)
+                    else:
+                        self._save(unjournalled)
+            for path in reversed(seeded):  # shared/ content this failed staging seeded: nothing of it may stay
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
             if isinstance(exc, OSError):
                 raise ReleaseError(f"cannot stage {release} from {src}: {exc.strerror or exc}") from exc
             raise
@@ -548,13 +566,14 @@ class ReleaseManager:
             if problem:
                 raise InvalidInputError(f"shared_paths entry {shared!r} {problem}; it cannot be linked to shared/")
 
-    def _link_shared(self, release_dir: str, rel: str) -> None:
+    def _link_shared(self, release_dir: str, rel: str, seeded: list[str]) -> None:
         """Replace release_dir/rel by a link to shared/rel (no parent of rel is a link: _check_shared_paths)."""
         target_in_shared = os.path.join(self.shared_dir, rel)
         in_release = os.path.join(release_dir, rel)
         if not os.path.lexists(target_in_shared):
             # The first release to name this path seeds it from the release, else an empty directory.
-            os.makedirs(os.path.dirname(target_in_shared), exist_ok=True)
+            seeded.extend(self._make_dirs(os.path.dirname(target_in_shared)))
+            seeded.append(target_in_shared)
             if os.path.isdir(in_release) and not os.path.islink(in_release):
                 shutil.copytree(in_release, target_in_shared, symlinks=True)
             elif os.path.isfile(in_release) and not os.path.islink(in_release):

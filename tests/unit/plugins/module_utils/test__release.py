@@ -504,3 +504,17 @@ def test_states_that_need_releases_do_not_create_a_missing_root(root):
         with pytest.raises(rel.ReleaseError, match=r"does not point at a release \(absent\)"):
             mgr(root, check).mark(None, "good")
     assert not os.path.exists(os.path.dirname(root))
+
+
+def test_a_staging_failing_after_seeding_shared_paths_leaves_nothing(artifacts, root, monkeypatch):
+    real_rename = os.rename
+
+    def full_disk(src, dst):
+        if ".staging-" in src:
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(rel.os, "rename", full_disk)
+    with pytest.raises(rel.ReleaseError, match="cannot stage v1 from .*: No space left on device"):
+        activate(root, artifacts, "v1", shared=("log", "conf/app.json"))
+    assert not os.path.exists(os.path.dirname(root)), f"left behind: {list(os.walk(os.path.dirname(root)))}"
