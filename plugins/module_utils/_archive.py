@@ -48,6 +48,7 @@ SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FD_CACHE = 64
+_ZLIB_DECOMPRESS = type(zlib.decompressobj())
 
 
 class ArchiveError(SreOpsError):
@@ -605,11 +606,11 @@ class _Decompressed:
                         if self._fmt == "gzip" and not data.startswith(b"\x1f\x8b"):
                             raise CorruptData(f"its gzip data is corrupt: garbage after the gzip stream (starts with {data[:8].hex(' ')})")
                         decompressor = self._decompressor()  # another concatenated stream
-                    out = decompressor.decompress(data)
+                    for out in self._inflate(decompressor, data):
+                        if not self._put(out):
+                            return
                     started = True
                     data = decompressor.unused_data if decompressor.eof else b""
-                    if out and not self._put(out):
-                        return
             if not started:
                 raise EOFError(f"the {self._fmt} data is empty")
             self._put(None)
@@ -617,6 +618,26 @@ class _Decompressed:
             self._put(CorruptData(f"its {self._fmt} data is corrupt: {exc}"))
         except BaseException as exc:  # pylint: disable=broad-exception-caught
             self._put(exc)
+
+    @staticmethod
+    def _inflate(decompressor: t.Any, data: bytes) -> t.Iterator[bytes]:
+        """Decompress data in pieces of at most CHUNK bytes, so input that expands enormously (a compression
+        bomb) never sits in memory whole; the queue's depth bounds what is held ahead of the reader."""
+        if isinstance(decompressor, _ZLIB_DECOMPRESS):  # zlib hands back the input it did not use
+            while True:
+                out = decompressor.decompress(data, CHUNK)
+                if out:
+                    yield out
+                data = decompressor.unconsumed_tail
+                if decompressor.eof or (not data and len(out) < CHUNK):
+                    return
+        out = decompressor.decompress(data, CHUNK)  # bz2 and lzma keep it, and say when they need more
+        while True:
+            if out:
+                yield out
+            if decompressor.eof or decompressor.needs_input:
+                return
+            out = decompressor.decompress(b"", CHUNK)
 
     def _next_chunk(self) -> bool:
         if self._done:

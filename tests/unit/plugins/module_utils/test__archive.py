@@ -365,3 +365,21 @@ def test_directory_sources_are_vetted_like_archives(tmp_path):
 def test_missing_src_is_named(tmp_path):
     with pytest.raises(arc.ArchiveError, match=f"src {tmp_path}/nope.tar.gz does not exist on the host"):
         arc.unpack(str(tmp_path / "nope.tar.gz"), None)
+
+
+@pytest.mark.parametrize("fmt, compress", [("gzip", gzip.compress), ("bzip2", bz2.compress), ("xz", lzma.compress)])
+def test_a_compression_bomb_is_decompressed_in_bounded_pieces(tmp_path, fmt, compress):
+    payload = b"\0" * (16 * arc.CHUNK + 7)
+    data = compress(payload)
+    assert len(data) < arc.CHUNK // 8, "the test needs input that expands a lot"
+    path = tmp_path / "bomb"
+    path.write_bytes(data)
+    with open(path, "rb") as raw:
+        stream = arc._Decompressed(raw.fileno(), fmt)  # pylint: disable=protected-access
+        try:
+            decompressor = stream._decompressor()  # pylint: disable=protected-access
+            pieces = [len(piece) for piece in stream._inflate(decompressor, data)]  # pylint: disable=protected-access
+            assert max(pieces) <= arc.CHUNK and sum(pieces) == len(payload) and decompressor.eof
+            assert stream.read(len(payload) + 1) == payload, "the stream hands out everything, in order"
+        finally:
+            stream.close()
