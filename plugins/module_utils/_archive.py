@@ -278,6 +278,8 @@ class TreeWriter:
 
     def __init__(self, dest: str) -> None:
         self.root_fd = os.open(dest, _OPEN_DIR)
+        self._umask = os.umask(0o022)
+        os.umask(self._umask)
         self._fds: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._dir_meta: dict[str, tuple[int, float | None]] = {}
         self._symlinks: list[Member] = []
@@ -326,7 +328,7 @@ class TreeWriter:
     def file(self, member: Member, mode: int, chunks: t.Iterable[bytes]) -> None:
         parent, _sep, base = member.name.rpartition("/")
         try:
-            fd = os.open(base, _CREATE_FILE, 0o600, dir_fd=self._dir_fd(parent))
+            fd = os.open(base, _CREATE_FILE, mode, dir_fd=self._dir_fd(parent))
         except OSError as exc:
             raise self._fail(member, exc) from exc
         try:
@@ -334,7 +336,8 @@ class TreeWriter:
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
+            if mode & self._umask:  # the umask took bits away: set the member's mode exactly
+                os.fchmod(fd, mode)
             _set_mtime(fd, member.mtime)
         except OSError as exc:
             raise self._fail(member, exc) from exc

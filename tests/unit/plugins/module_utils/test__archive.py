@@ -146,12 +146,14 @@ def test_safe_links_are_created_last_and_kept(tmp_path):
         entry("dangling", tarfile.SYMTYPE, linkname="not/there"),
         entry("./bin/", tarfile.DIRTYPE, mode=0o750),
         entry("bin/run", data=b"#!/bin/sh\n", mode=0o755),
+        entry("group-writable", data=b"x", mode=0o664),  # bits the usual umask would take away
     ]
     path = write_tar(tmp_path / "ok.tar", entries)
     dest = tmp_path / "dest"
     dest.mkdir()
     report = arc.unpack(path, str(dest))
-    assert (report.members, report.files, report.special_bits_dropped) == (8, 2, [])
+    assert (report.members, report.files, report.special_bits_dropped) == (9, 3, [])
+    assert stat.S_IMODE(os.stat(dest / "group-writable").st_mode) == 0o664
     assert os.readlink(dest / "lib" / "alias.so") == "real.so" and os.readlink(dest / "via-link") == "current-lib/../lib/real.so"
     assert os.stat(dest / "lib" / "hard.so").st_ino == os.stat(dest / "lib" / "real.so").st_ino
     assert (dest / "via-link").read_bytes() == b"so"
