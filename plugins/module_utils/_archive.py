@@ -80,20 +80,25 @@ def sha256_file(path: str) -> str:
         os.close(fd)
 
 
-def sha256_tree(path: str) -> str:
-    """A digest of a directory tree: relative paths, types, modes, link targets and file contents."""
-    digest = hashlib.sha256()
+def walk_sorted(path: str) -> t.Iterator[tuple[str, str, os.stat_result]]:
+    """(full path, path relative to path, lstat) of every entry below path, a directory's entries in name order
+    before its subdirectories'; links are listed, never followed."""
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(dirs + files):
             full = os.path.join(root, name)
-            rel = os.path.relpath(full, path)
-            info = os.lstat(full)
-            digest.update(f"{rel}\0{stat.S_IFMT(info.st_mode)}\0{stat.S_IMODE(info.st_mode)}\0".encode("utf-8", "surrogateescape"))
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(os.readlink(full).encode("utf-8", "surrogateescape"))
-            elif stat.S_ISREG(info.st_mode):
-                digest.update(sha256_file(full).encode())
+            yield full, os.path.relpath(full, path), os.lstat(full)
+
+
+def sha256_tree(path: str) -> str:
+    """A digest of a directory tree: relative paths, types, modes, link targets and file contents."""
+    digest = hashlib.sha256()
+    for full, rel, info in walk_sorted(path):
+        digest.update(f"{rel}\0{stat.S_IFMT(info.st_mode)}\0{stat.S_IMODE(info.st_mode)}\0".encode("utf-8", "surrogateescape"))
+        if stat.S_ISLNK(info.st_mode):
+            digest.update(os.readlink(full).encode("utf-8", "surrogateescape"))
+        elif stat.S_ISREG(info.st_mode):
+            digest.update(sha256_file(full).encode())
     return digest.hexdigest()
 
 
@@ -528,22 +533,17 @@ def _zip_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, size: int, what
 
 
 def _directory_source(src: str, table: MemberTable) -> Source:
-    for root, dirs, files in os.walk(src):
-        dirs.sort()
-        for entry in sorted(dirs + files):
-            full = os.path.join(root, entry)
-            raw = os.path.relpath(full, src)
-            info = os.lstat(full)
-            name = table.normalise(raw)
-            if stat.S_ISLNK(info.st_mode):
-                yield Member(name, SYMLINK, 0o777, info.st_mtime, 0, os.readlink(full), raw), None
-            elif stat.S_ISDIR(info.st_mode):
-                yield Member(name, DIR, stat.S_IMODE(info.st_mode), info.st_mtime, 0, "", raw), None
-            elif stat.S_ISREG(info.st_mode):
-                yield Member(name, FILE, stat.S_IMODE(info.st_mode), info.st_mtime, info.st_size, "", raw), (
-                    lambda full=full, size=info.st_size, raw=raw: _file_chunks(full, size, raw))
-            else:
-                raise ArchiveError(f"{src}: source entry {raw!r} is a device file, fifo or socket; refusing the source")
+    for full, raw, info in walk_sorted(src):
+        name = table.normalise(raw)
+        if stat.S_ISLNK(info.st_mode):
+            yield Member(name, SYMLINK, 0o777, info.st_mtime, 0, os.readlink(full), raw), None
+        elif stat.S_ISDIR(info.st_mode):
+            yield Member(name, DIR, stat.S_IMODE(info.st_mode), info.st_mtime, 0, "", raw), None
+        elif stat.S_ISREG(info.st_mode):
+            yield Member(name, FILE, stat.S_IMODE(info.st_mode), info.st_mtime, info.st_size, "", raw), (
+                lambda full=full, size=info.st_size, raw=raw: _file_chunks(full, size, raw))
+        else:
+            raise ArchiveError(f"{src}: source entry {raw!r} is a device file, fifo or socket; refusing the source")
 
 
 def _file_chunks(path: str, size: int, what: str) -> t.Iterator[bytes]:

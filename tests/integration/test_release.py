@@ -163,6 +163,13 @@ def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same
     assert "is not a valid release id" in results["web1"]["msg"]
 
 
+def fresh_root_with_v1(fleet, host, tmp_path):
+    ssh(fleet, host, f"rm -rf {ROOT}")
+    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
+                               tmp_dir=str(tmp_path / "v1"))
+    assert results[host]["current"] == "v1", results
+
+
 HOLD_LOCK = """
 import fcntl, json, os, socket, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
@@ -175,10 +182,7 @@ time.sleep(600)
 def test_a_held_lock_makes_runs_wait_then_fail_naming_the_holder_and_dies_with_it(uploaded, tmp_path):
     fleet, sums = uploaded
     host = "web1"
-    ssh(fleet, host, f"rm -rf {ROOT}")
-    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
-                               tmp_dir=str(tmp_path / "v1"))
-    assert results[host]["current"] == "v1", results
+    fresh_root_with_v1(fleet, host, tmp_path)
     lock = f"{ROOT}/.release.lock"
     started = ssh(fleet, host, f"setsid -f python3 -c '{HOLD_LOCK}' {lock} >/dev/null 2>&1 </dev/null; "
                                f"for i in $(seq 300); do [ -s {lock} ] && break; sleep 0.1; done; cat {lock}")
@@ -200,10 +204,7 @@ def test_a_held_lock_makes_runs_wait_then_fail_naming_the_holder_and_dies_with_i
 def test_two_runs_at_once_end_as_one_after_the_other_and_release_info_reports_a_dangling_current(uploaded, tmp_path):
     fleet, sums = uploaded
     host = "web2"
-    ssh(fleet, host, f"rm -rf {ROOT}")
-    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
-                               tmp_dir=str(tmp_path / "v1"))
-    assert results[host]["current"] == "v1", results
+    fresh_root_with_v1(fleet, host, tmp_path)
     runs = {
         "activate": {"path": ROOT, "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "checksum": f"sha256:{sums['v2']}"},
         "mark": {"path": ROOT, "state": "good"},
