@@ -29,6 +29,7 @@ import lzma
 import os
 import queue
 import stat
+import struct
 import tarfile
 import threading
 import time
@@ -407,9 +408,54 @@ class _DryWriter:
 Source = t.Iterator[t.Tuple[Member, t.Optional[t.Callable[[], t.Iterable[bytes]]]]]
 
 
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
+_PLAIN_TYPES = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE))
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] in (b"\x80", b"\xff"):
+        raise ValueError("a base-256 number: tarfile's own parser handles it")
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
 class _TarInfo(tarfile.TarInfo):
-    """Records why tarfile stopped reading headers: it treats a corrupt or missing header after the first
-    member as the end of the archive, which would silently publish a partial release."""
+    """tarfile's TarInfo, with two changes.
+
+    It records why tarfile stopped reading headers: tarfile treats a corrupt or missing header after the
+    first member as the end of the archive, which would silently publish a partial release.
+
+    It parses the common header (a plain file, directory or link with octal numbers and a good checksum)
+    in one struct call: tarfile's field-by-field parsing is the largest cost of a 20,000-member archive.
+    The result is the same TarInfo tarfile's frombuf makes (a unit test holds the two side by side);
+    anything else - base-256 numbers, GNU or PAX extension headers, sparse files, a bad checksum, an
+    end-of-archive block - goes to tarfile's own frombuf.
+    """
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+        try:
+            fields = _USTAR.unpack(buf)
+            if fields[7] not in _PLAIN_TYPES:
+                raise ValueError("not a plain member")
+            chksum = _octal(fields[6])
+            if chksum != sum(buf) - sum(buf[148:156]) + 256:
+                raise ValueError("checksum: tarfile's parser decides (it also knows signed checksums)")
+            obj = cls()
+            obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = (_octal(f) for f in fields[1:6])
+            obj.devmajor, obj.devminor = _octal(fields[13]), _octal(fields[14])
+            obj.name, obj.linkname, obj.uname, obj.gname, prefix = (
+                f.split(b"\0", 1)[0].decode(encoding, errors) for f in (fields[0], fields[8], fields[11], fields[12], fields[15]))
+        except (ValueError, struct.error):
+            return super().frombuf(buf, encoding, errors)
+        obj.chksum = chksum
+        obj.type = fields[7]
+        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
+            obj.type = tarfile.DIRTYPE  # a V7 directory
+        if obj.type == tarfile.DIRTYPE:
+            obj.name = obj.name.rstrip("/")
+        if prefix:
+            obj.name = prefix + "/" + obj.name
+        return obj
 
     @classmethod
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # pylint: disable=arguments-renamed # `tarfile` is the module here

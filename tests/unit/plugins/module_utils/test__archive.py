@@ -385,3 +385,48 @@ def test_a_compression_bomb_is_decompressed_in_bounded_pieces(tmp_path, fmt, com
             assert stream.read(len(payload) + 1) == payload, "the stream hands out everything, in order"
         finally:
             stream.close()
+
+
+def header_variety(path):
+    """Headers of every kind tarfile writes: ustar with a prefix, GNU long names and big numbers, PAX, a V7-style
+    directory, links, devices; plus a member whose checksum was made with signed bytes."""
+    long_dir = "/".join(["segment-" + "x" * 40] * 3)
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, fmt_kind in ((f"{long_dir}/file.txt", tarfile.REGTYPE), ("café/naïve.txt", tarfile.REGTYPE), ("d/", tarfile.DIRTYPE),
+                               ("l" * 120, tarfile.SYMTYPE), ("h", tarfile.LNKTYPE), ("dev", tarfile.CHRTYPE)):
+            info, data = entry(name, fmt_kind, data=b"x" * 700, linkname="t" * 150 if fmt_kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else "")
+            info.uid = 8 ** 8 + 5  # needs base-256 in GNU format
+            tar.addfile(info, data)
+    raw = bytearray(open(path, "rb").read())
+    with tarfile.open(fileobj=io.BytesIO(), mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in (f"{long_dir[:120]}/ustar-prefixed.txt", "plain.txt", "v7dir/"):
+            info, data = entry(name, tarfile.AREGTYPE if name.endswith("/") else tarfile.REGTYPE, data=b"y")
+            tar.addfile(info, data)
+        raw += tar.fileobj.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(*entry("p" * 300, data=b"z", mode=0o4755))
+        raw += tar.fileobj.getvalue()
+    return bytes(raw)
+
+
+def test_the_fast_header_parser_makes_what_tarfiles_parser_makes(tmp_path):
+    raw = header_variety(str(tmp_path / "variety.tar"))
+    blocks = [raw[i:i + tarfile.BLOCKSIZE] for i in range(0, len(raw), tarfile.BLOCKSIZE)]
+    signed = bytearray(blocks[0])  # a checksum some old tars make with signed bytes, and any corrupt block
+    signed[0] = 0xE9
+    blocks += [bytes(signed), b"\0" * 512, b"\1" * 512, b"short"]
+    compared = 0
+    for block in blocks:
+        try:
+            expected = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            with pytest.raises(type(exc)):
+                arc._TarInfo.frombuf(block, "utf-8", "surrogateescape")  # pylint: disable=protected-access
+            continue
+        got = arc._TarInfo.frombuf(block, "utf-8", "surrogateescape")  # pylint: disable=protected-access
+        slots = [s for s in tarfile.TarInfo.__slots__ if hasattr(expected, s) or hasattr(got, s)]
+        assert {s: getattr(got, s, None) for s in slots} == {s: getattr(expected, s, None) for s in slots}
+        compared += 1
+    assert compared >= 12
+    with tarfile.open(fileobj=io.BytesIO(raw), tarinfo=arc._TarInfo) as fast, tarfile.open(fileobj=io.BytesIO(raw)) as slow:  # pylint: disable=protected-access
+        assert [m.get_info() for m in fast.getmembers()] == [m.get_info() for m in slow.getmembers()]
