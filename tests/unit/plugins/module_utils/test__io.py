@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 
 import pytest
 
@@ -14,10 +16,62 @@ from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
 def test_write_atomic_replaces_content_and_sets_mode(tmp_path):
     target = tmp_path / "ledger.json"
     target.write_bytes(b"old")
-    _io.write_atomic(str(target), b"new", mode=0o600)
+    # mkstemp creates 0600: any other mode proves the mode was set
+    _io.write_atomic(str(target), b"new", mode=0o640)
     assert target.read_bytes() == b"new"
-    assert (target.stat().st_mode & 0o777) == 0o600
+    assert (target.stat().st_mode & 0o777) == 0o640
     assert sorted(os.listdir(tmp_path)) == ["ledger.json"], "no temporary file may be left behind"
+
+
+def test_write_atomic_keeps_the_mode_of_the_file_it_replaces_and_gives_new_files_0644(tmp_path):
+    target = tmp_path / "hosts.map"
+    target.write_bytes(b"old")
+    target.chmod(0o604)
+    _io.write_atomic(str(target), b"new")
+    assert (target.stat().st_mode & 0o7777) == 0o604
+    fresh = tmp_path / "fresh"
+    _io.write_atomic(str(fresh), b"x")
+    assert (fresh.stat().st_mode & 0o7777) == 0o644
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_write_atomic_keeps_owner_and_group(tmp_path):
+    target = tmp_path / "hosts.map"
+    target.write_bytes(b"old")
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    os.chown(target, nobody, nogroup)
+    _io.write_atomic(str(target), b"new")
+    assert (target.stat().st_uid, target.stat().st_gid) == (nobody, nogroup)
+
+
+def test_write_atomic_writes_through_a_symlink(tmp_path):
+    (tmp_path / "etc").mkdir()
+    real = tmp_path / "etc" / "hosts.map"
+    real.write_bytes(b"old")
+    link = tmp_path / "hosts.map"
+    link.symlink_to(os.path.join("etc", "hosts.map"))
+    _io.write_atomic(str(link), b"new")
+    assert link.is_symlink() and os.readlink(link) == os.path.join("etc", "hosts.map")
+    assert real.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path / "etc")) == ["hosts.map"], "the temporary file lives beside the real file"
+
+
+def test_write_atomic_copies_access_control_attributes(tmp_path, monkeypatch):
+    """SELinux context and ACL travel with the content (filesystems here may not support them: record the calls)."""
+    target = tmp_path / "hosts.map"
+    target.write_bytes(b"old")
+    attributes = {"security.selinux": b"system_u:object_r:haproxy_var_lib_t:s0\x00"}
+    copied = {}
+
+    def getxattr(_path, name):
+        if name not in attributes:
+            raise OSError(61, "No data available")
+        return attributes[name]
+
+    monkeypatch.setattr(_io.os, "getxattr", getxattr)
+    monkeypatch.setattr(_io.os, "setxattr", lambda path, name, value: copied.update({name: (os.path.dirname(path), value)}))
+    _io.write_atomic(str(target), b"new")
+    assert copied == {"security.selinux": (str(tmp_path), attributes["security.selinux"])}
 
 
 def test_write_atomic_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
