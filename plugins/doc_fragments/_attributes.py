@@ -22,3 +22,13 @@ attributes:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 """
+
+    # The modules of the action group sre.ops.haproxy (meta/runtime.yml).
+    ACTIONGROUP_HAPROXY = r"""
+attributes:
+  action_group:
+    description: Use C(group/sre.ops.haproxy) in C(module_defaults) to set defaults for this module, for example O(socket) once for a play.
+    support: full
+    membership:
+      - sre.ops.haproxy
+"""

@@ -14,7 +14,15 @@ HAPROXY_CONNECTION_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
-def haproxy_argument_spec(**options: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+# Modules that change HAProxy (documented by sre.ops._haproxy.lock).
+HAPROXY_LOCK_SPEC: dict[str, dict[str, t.Any]] = {
+    "lock_timeout": {"type": "float", "default": 30},
+}
+
+
+def haproxy_argument_spec(locking: bool = False, **options: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     spec = copy.deepcopy(HAPROXY_CONNECTION_SPEC)
+    if locking:
+        spec.update(copy.deepcopy(HAPROXY_LOCK_SPEC))
     spec.update(options)
     return spec

@@ -14,17 +14,24 @@ description:
   - A change to one key is one C(set map), C(add map) or C(del map). A change to several keys builds a new version of
     the map and commits it in one step (C(prepare map) / C(commit map)), so traffic never sees half of the change.
   - With O(persist=true) the map file is rewritten too (temporary file and rename), so a reload keeps the entries;
-    comments and the order of existing keys are kept. The module then has to run where the file is.
+    comments and the order of existing keys are kept. The module then has to run where the file is. When the map file
+    is a symlink, the file it points to is rewritten (the link stays); the file keeps its owner, group, mode, SELinux
+    context and ACL.
+  - Reading the map, deciding and writing happen under a lock on the host the module runs on (see O(lock_timeout)), so
+    concurrent tasks that each set their own keys all keep them.
+  - Keys and values are sent escaped, so values may contain spaces, tabs, backslashes and semicolons.
 author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
   - sre.ops._attributes
+  - sre.ops._attributes.actiongroup_haproxy
   - sre.ops._haproxy
+  - sre.ops._haproxy.lock
 attributes:
   check_mode:
     support: full
     details:
-      - Reads the runtime map (and the file with O(persist=true)) and reports what would change.
+      - Reads the runtime map (and the file with O(persist=true)) and reports what would change; it does not lock.
   diff_mode:
     support: full
     details:
@@ -40,6 +47,9 @@ options:
   entries:
     description:
       - Keys and values. With O(state=absent) only the keys matter.
+      - A key is one word (no whitespace). A value is one line of text, not empty, that neither starts nor ends with
+        whitespace (HAProxy drops it when it reads a map file). A key starting with C(#) cannot be persisted: HAProxy reads
+        such a line of a map file as a comment.
     type: dict
     required: true
   state:
@@ -81,6 +91,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+map:
+  description: The map, as given in O(map).
+  returned: always
+  type: str
+  sample: /etc/haproxy/hosts.map
 entries:
   description: The map's entries after the change (predicted in check mode).
   returned: always
@@ -109,6 +124,7 @@ from ansible_collections.sre.ops.plugins.module_utils._haproxy_argspec import ha
 def main() -> None:
     module = AnsibleModule(
         argument_spec=haproxy_argument_spec(
+            locking=True,
             map={"type": "str", "required": True},
             entries={"type": "dict", "required": True},
             state={"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -121,10 +137,10 @@ def main() -> None:
     try:
         result = MapManager(
             RuntimeAPI(p["socket"], p["timeout"]), p["map"], p["entries"], state=p["state"],
-            exclusive=p["exclusive"], persist=p["persist"], check_mode=module.check_mode,
+            exclusive=p["exclusive"], persist=p["persist"], check_mode=module.check_mode, lock_timeout=p["lock_timeout"],
         ).run()
     except SreOpsError as exc:
-        module.fail_json(msg=exc.msg)
+        module.fail_json(msg=exc.msg, **exc.details)
     module.exit_json(**result)
 
 

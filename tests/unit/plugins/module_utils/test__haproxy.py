@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import socket
 import threading
@@ -12,6 +14,9 @@ import pytest
 
 from ansible_collections.sre.ops.plugins.module_utils import _haproxy as hx
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.sre.ops.plugins.module_utils._lock import LockTimeout, PathLock
+
+from ...utils.haproxy import api as raw_api, running_haproxy, weights
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -28,7 +33,7 @@ STATE = fixture("haproxy-2.6-show-servers-state.txt")
 class FakeAPI:
     """Answers show commands from the real 2.6 fixtures, edited by what set commands did."""
 
-    endpoint = "/fake.sock"
+    endpoint = "/fake.sock"  # moved into each test's tmp_path by the autouse fixture below
 
     def __init__(self, stat=STAT, state=STATE, maps=None, refuse=None):
         self.stat, self.state = stat, state
@@ -54,6 +59,12 @@ class FakeAPI:
         if command.startswith("prepare map"):
             return "New version created: 7"
         return ""
+
+
+@pytest.fixture(autouse=True)
+def fake_endpoint_in_tmp(tmp_path, monkeypatch):
+    """Changes lock the endpoint's lock file: keep it in the test's own directory."""
+    monkeypatch.setattr(FakeAPI, "endpoint", str(tmp_path / "fake.sock"))
 
 
 def edit_state(text, server, backend="be_app", admin=None, weight=None, op=None):
@@ -124,7 +135,7 @@ def test_collect_info_merges_both_views():
 
 
 def test_collect_info_unknown_backend_lists_known_ones():
-    with pytest.raises(hx.HAProxyError, match=r"no such backend at /fake.sock: be_nope \(known: be_app, be_blue"):
+    with pytest.raises(hx.HAProxyError, match=r"no such backend at .*fake.sock: be_nope \(known: be_app, be_blue"):
         hx.collect_info(FakeAPI(), ["be_nope"])
 
 
@@ -216,19 +227,163 @@ def test_unknown_server_lists_the_backend_servers():
         manager(FakeAPI(), servers=["web9"], state="drain").run()
 
 
-def test_static_algorithm_weight_is_refused_in_check_mode_with_an_explanation():
+def test_weight_change_on_a_map_based_backend_is_asked_first_and_a_refusal_changes_nothing():
+    # be_static balances with 'source' (map-based in the fixture's HAProxy): the runtime API cannot tell
+    api = FakeAPI(refuse={"weight 50": "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'."})
+    with pytest.raises(hx.HAProxyError, match="balances with 'source', a static algorithm here.*refused 'set server be_static/web1 weight 50'"):
+        hx.ServerManager(api, "be_static", ["web1", "web2"], "drain", "50").run()
+    assert api.sent == ["set server be_static/web1 weight 50"], "the weight change goes first, so a refusal leaves everything as it was"
+
+
+def test_half_applied_change_is_reported_with_what_was_sent():
+    api = FakeAPI(refuse={"web2 state": "Server is going away."})
+    with pytest.raises(hx.HAProxyError, match="half applied") as failure:
+        manager(api, servers=["web1", "web2"], state="maint").run()
+    assert failure.value.details["changed"] is True
+    assert failure.value.details["commands"] == ["set server be_app/web1 state maint"]
+    assert failure.value.details["commands_not_sent"] == ["set server be_app/web2 state maint"]
+    api = FakeAPI(refuse={"web1 state": "Server is going away."})
+    with pytest.raises(hx.HAProxyError, match="nothing was changed") as failure:
+        manager(api, servers=["web1", "web2"], state="maint").run()
+    assert not failure.value.details
+
+
+def test_zero_and_full_weight_need_no_question():
     api = FakeAPI()
-    with pytest.raises(hx.HAProxyError, match="balances with 'source', a static algorithm"):
-        hx.ServerManager(api, "be_static", ["web1"], None, "50%", check_mode=True).run()
-    assert api.sent == []
-    # 0% and 100% are allowed
     assert hx.ServerManager(api, "be_static", ["web1"], None, "0%", check_mode=True).run()["changed"]
+    result = hx.ServerManager(api, "be_static", ["web1"], None, "50%", check_mode=True).run()
+    assert result["changed"] and "hash-type consistent" in result["warnings"][0], "check mode cannot ask HAProxy, so it says so"
+    assert api.sent == []
 
 
-def test_static_algorithm_error_from_haproxy_is_explained():
-    api = FakeAPI(refuse={"weight": "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'."})
-    with pytest.raises(hx.HAProxyError, match="uses a static load-balancing algorithm: HAProxy accepts only weights 0% and 100%"):
-        manager(api, weight="50").run()
+@pytest.mark.parametrize("backend, accepted", [
+    ("be_app", True), ("be_source_consistent", True), ("be_uri_consistent", True),
+    ("be_source", False), ("be_hash", False), ("be_static_rr", False),
+])
+def test_weights_follow_what_a_real_haproxy_accepts(tmp_path, backend, accepted):
+    with running_haproxy(str(tmp_path)) as lb:
+        api = hx.RuntimeAPI(lb["socket"])
+        before = weights(lb["socket"], backend)
+        if accepted:
+            result = hx.ServerManager(api, backend, ["web1", "web2"], "drain", "50").run()
+            assert result["changed"] and weights(lb["socket"], backend)["web1"] == (8, 50) == weights(lb["socket"], backend)["web2"]
+            return
+        with pytest.raises(hx.HAProxyError, match="a static algorithm here") as failure:
+            hx.ServerManager(api, backend, ["web1", "web2"], "drain", "50").run()
+        assert weights(lb["socket"], backend) == before, "nothing may be half applied"
+        assert not failure.value.details.get("changed")
+        if backend == "be_static_rr":
+            assert api.log == ["show stat", "show servers state"], "static-rr is refused before anything is sent"
+            with pytest.raises(hx.HAProxyError, match="a static algorithm here"):
+                hx.ServerManager(api, backend, ["web1"], None, "50", check_mode=True).run()
+        # 0% and 100% are always accepted
+        assert hx.ServerManager(api, backend, ["web1", "web2"], "drain", "0").run()["changed"]
+        assert weights(lb["socket"], backend)["web2"] == (8, 0)
+
+
+@pytest.mark.parametrize("share, count, others, weight, effective", [
+    (10, 1, 300, 33, 9.91), (10, 2, 200, 11, 9.91), (50, 1, 100, 100, 50.0), (25, 2, 300, 50, 25.0), (0, 1, 300, 0, 0.0),
+    (0.5, 1, 300, 2, 0.66),
+])
+def test_share_weight(share, count, others, weight, effective):
+    result = hx.share_weight(share, count, others, "be_app")
+    assert (result["weight"], result["effective"]) == (weight, effective)
+
+
+@pytest.mark.parametrize("share, others, message", [
+    (10, 0, "no other server of backend be_app takes traffic"),
+    (99, 300, r"would need weight 29700.00 .* shares from 0.33% to 46.04% are possible here"),
+    (0.1, 300, r"would need weight 0.30"),
+    (100, 300, "share must be at least 0 and below 100"),
+    (-1, 300, "share must be at least 0 and below 100"),
+])
+def test_share_weight_refuses_what_weights_cannot_do(share, others, message):
+    with pytest.raises((hx.HAProxyError, InvalidInputError), match=message):
+        hx.share_weight(share, 1, others, "be_app")
+
+
+def test_share_is_computed_from_the_other_serving_servers_and_is_idempotent():
+    api = FakeAPI()
+    check = manager(api, servers=["web4"], share=10, check_mode=True).run()
+    assert check["changed"] and check["share"] == {"requested": 10, "effective": 9.91, "weight": 33, "others_weight": 300}
+    assert check["diff"]["after"] == {"web4": {"state": "ready", "weight": 33}}
+    applied = manager(api, servers=["web4"], share=10).run()
+    assert applied["commands"] == ["set server be_app/web4 weight 33"] and applied["share"] == check["share"]
+    api = FakeAPI(state=edit_state(STATE, "web4", weight=33))
+    again = manager(api, servers=["web4"], share=10).run()
+    assert not again["changed"] and api.sent == []
+    # a drained server does not count among the others
+    api = FakeAPI(state=edit_state(STATE, "web1", admin=8), stat=edit_stat(STAT, "web1", status="DRAIN"))
+    assert manager(api, servers=["web4"], share=10, check_mode=True).run()["share"]["weight"] == 22
+
+
+def test_servers_back_from_maint_and_drain_count_as_ready_after():
+    # web1 in maint (HAProxy stops it and its checks), web2 draining (healthy): both come back at once
+    state = edit_state(edit_state(STATE, "web1", admin=1, op=0), "web2", admin=8)
+    stat = edit_stat(edit_stat(STAT, "web1", status="MAINT"), "web2", status="DRAIN")
+    result = manager(FakeAPI(state=state, stat=stat), servers=["web1", "web2"], state="ready", check_mode=True).run()
+    assert (result["ready_before"], result["ready_after"]) == (2, 4)
+    # a drained server that is DOWN stays out
+    stat = edit_stat(edit_stat(STAT, "web1", status="MAINT"), "web2", status="DOWN")
+    result = manager(FakeAPI(state=state, stat=stat), servers=["web1", "web2"], state="ready", check_mode=True).run()
+    assert result["ready_after"] == 3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"wait_interval": -1}, "wait_interval must be positive, got -1"),
+    ({"wait_interval": 0}, "wait_interval must be positive, got 0"),
+    ({"wait_timeout": -5}, "wait_timeout must be zero or positive, got -5"),
+    ({"lock_timeout": -1}, "lock_timeout must be zero or positive"),
+    ({"share": 10, "weight": "5"}, "mutually exclusive"),
+])
+def test_bad_numbers_fail_before_anything_is_sent(kwargs, message):
+    api = FakeAPI()
+    weight = kwargs.pop("weight", None)
+    with pytest.raises(InvalidInputError, match=message):
+        manager(api, state="drain", weight=weight, wait=True, **kwargs).run()
+    assert api.sent == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1])
+def test_runtime_api_timeout_must_be_positive(timeout):
+    with pytest.raises(InvalidInputError, match="timeout must be positive"):
+        hx.RuntimeAPI("/x.sock", timeout)
+
+
+def test_a_held_lock_makes_the_change_wait_and_then_fail_naming_the_holder():
+    api = FakeAPI()
+    with PathLock(hx.lock_path(api.endpoint), purpose="a test holding it"):
+        with pytest.raises(LockTimeout, match=rf"could not lock .*fake.sock.lock within 0.2s: held by pid {os.getpid()} on "
+                                                  rf"{re.escape(socket.gethostname())} since .*Z \(\d+.\ds ago\) for a test holding it"):
+            manager(api, state="drain", lock_timeout=0.2).run()
+        assert api.sent == []
+        assert manager(api, state="drain", check_mode=True).run()["changed"], "check mode reads without the lock"
+    assert manager(api, state="drain").run()["commands"] == ["set server be_app/web1 state drain"]
+
+
+@pytest.mark.parametrize("endpoint, expected", [
+    ("/run/haproxy/admin.sock", "/run/haproxy/admin.sock.lock"),
+    ("127.0.0.1:9999", "sre.ops-haproxy-127.0.0.1_9999.lock"),
+    ("[::1]:9999", "sre.ops-haproxy-__1_9999.lock"),
+])
+def test_lock_path(endpoint, expected):
+    path = hx.lock_path(endpoint)
+    assert path == expected if path.startswith("/run/haproxy") else os.path.basename(path) == expected
+    if not endpoint.startswith("/"):
+        assert os.path.dirname(path) in hx.TCP_LOCK_DIRS
+
+
+@pytest.mark.parametrize("text, escaped", [("be_green", "be_green"), ("two words", "two\\ words"), ("a\tb", "a\\\tb"),
+                                           ("x;y", "x\\;y"), ("back\\slash", "back\\\\slash")])
+def test_cli_arg_escapes_what_the_runtime_api_splits_on(text, escaped):
+    assert hx.cli_arg(text) == escaped
+
+
+def test_runtime_api_allows_escaped_semicolons_only():
+    with pytest.raises(InvalidInputError, match="unescaped ';'"):
+        hx.RuntimeAPI("/x.sock").set("set map m k v;shutdown sessions")
+    with pytest.raises(hx.HAProxyError, match="cannot reach"):
+        hx.RuntimeAPI("/nonexistent/x.sock").set("set map m k v\\;w")
 
 
 class Clock:
@@ -261,7 +416,8 @@ def test_drain_wait_never_hangs_on_a_down_server_and_times_out_with_counts():
     clock = Clock()
     down = FakeAPI(stat=edit_stat(STAT, "web1", scur=3, status="DOWN"))
     result = manager(down, state="drain", wait=True, sleep=clock.sleep, clock=clock).run()
-    assert result["sessions_remaining"] == {} and result["waited_s"] == 0
+    assert result["sessions_remaining"] == {"web1": 3} and result["waited_s"] == 0, "a DOWN server is not waited for, but reported"
+    assert "wait_timed_out" not in result
     stuck = FakeAPI(stat=edit_stat(STAT, "web1", scur=3))
     result = manager(stuck, state="drain", wait=True, wait_timeout=2, sleep=clock.sleep, clock=clock).run()
     assert result["wait_timed_out"] and result["sessions_remaining"] == {"web1": 3} and result["waited_s"] == 2
@@ -302,10 +458,78 @@ def test_exclusive_and_duplicates():
     assert result["changed"] and result["entries"] == {"a": "1"} and api.sent == []
 
 
-@pytest.mark.parametrize("entries, message", [({"a b": "x"}, "no whitespace"), ({"a": "x\ny"}, "single line"), ({"a": None}, "single line")])
-def test_map_rejects_bad_entries(entries, message):
+@pytest.mark.parametrize("entries, persist, message", [
+    ({"a b": "x"}, False, "no whitespace"), ({"a": "x\ny"}, False, "single line"), ({"a": None}, False, "single line"),
+    ({"a": ""}, False, "not empty"), ({"a": " x"}, False, "must not start or end with whitespace"),
+    ({"a": "x\t"}, False, "must not start or end with whitespace"),
+])
+def test_map_rejects_bad_entries(entries, persist, message):
     with pytest.raises(InvalidInputError, match=message):
-        hx.MapManager(FakeAPI(), MAP, entries)
+        hx.MapManager(FakeAPI(), MAP, entries, persist=persist)
+
+
+def test_map_values_with_spaces_and_hash_keys_converge_on_a_real_haproxy(tmp_path):
+    with running_haproxy(str(tmp_path), map_text="app.test be_app\n") as lb:
+        api = hx.RuntimeAPI(lb["socket"])
+        entries = {"sp.test": "two  words\there", "semi.test": "a;b\\c", "#hash": "v1"}
+        first = hx.MapManager(api, lb["map"], entries).run()
+        assert first["changed"]
+        shown = hx.parse_map(raw_api(lb["socket"], f"show map {lb['map']}"))
+        assert dict(shown) == {"app.test": "be_app", **entries}
+        assert not hx.MapManager(api, lb["map"], entries).run()["changed"], "a second run changes nothing"
+        assert hx.MapManager(api, lb["map"], {"#hash": "v2"}).run()["changed"]
+        assert dict(hx.parse_map(raw_api(lb["socket"], f"show map {lb['map']}")))["#hash"] == "v2"
+        assert not hx.MapManager(api, lb["map"], {"#hash": "v2"}).run()["changed"]
+        assert hx.MapManager(api, lb["map"], {"#hash": None}, state="absent").run()["changed"]
+        assert "#hash" not in dict(hx.parse_map(raw_api(lb["socket"], f"show map {lb['map']}")))
+        single = hx.MapManager(api, lb["map"], {"sp.test": "three little words"}).run()
+        assert single["commands"] == [f"set map {lb['map']} sp.test three\\ little\\ words"]
+        assert dict(hx.parse_map(raw_api(lb["socket"], f"show map {lb['map']}")))["sp.test"] == "three little words"
+
+
+def test_persist_writes_through_a_symlink_and_keeps_owner_and_mode(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another owner needs root")
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = real_dir / "hosts.map"
+    real.write_text("app.test be_app\nwww.test be_blue\n")
+    real.chmod(0o640)
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    os.chown(real, nobody, nogroup)
+    link = tmp_path / "hosts.map"
+    link.symlink_to(real)
+    api = FakeAPI(maps={str(link): [("app.test", "be_app"), ("www.test", "be_blue")]})
+    result = hx.MapManager(api, str(link), {"www.test": "be green"}, persist=True).run()
+    assert result["file_changed"] and api.sent == [f"set map {link} www.test be\\ green"]
+    assert link.is_symlink() and os.readlink(link) == str(real), "the link stays a link"
+    assert real.read_text() == "app.test be_app\nwww.test be green\n", "the file it points to gets the change"
+    status = real.stat()
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o7777) == (nobody, nogroup, 0o640)
+    assert sorted(os.listdir(real_dir)) == ["hosts.map"] and sorted(os.listdir(tmp_path)) == ["fake.sock.lock", "hosts.map", "real"]
+    # and it converges: the file and the runtime map agree on the value with a space
+    api.maps[str(link)] = [("app.test", "be_app"), ("www.test", "be green")]
+    assert not hx.MapManager(api, str(link), {"www.test": "be green"}, persist=True).run()["changed"]
+
+
+def test_map_file_comments_are_lines_starting_with_hash_as_haproxy_reads_them():
+    existing = "# routing\n  # not a comment: key '#'\napp.test be_app\n\n"
+    wanted = [("#", "not a comment: key '#'"), ("app.test", "be_x"), ("#new", "v")]
+    assert hx.render_map_file(existing, wanted) == "# routing\n # not a comment: key '#'\napp.test be_x\n\n #new v\n"
+
+
+def test_persisted_hash_keys_and_spaced_values_survive_a_real_reload(tmp_path):
+    """What the module writes, HAProxy reads back the same way: the entries converge."""
+    with running_haproxy(str(tmp_path), map_text="# comment\napp.test be_app\n") as lb:
+        entries = {"#hash": "v 1", "sp.test": "two words"}
+        assert hx.MapManager(hx.RuntimeAPI(lb["socket"]), lb["map"], entries, persist=True).run()["file_changed"]
+        with open(lb["map"], encoding="utf-8") as handle:
+            written = handle.read()
+    (tmp_path / "again").mkdir()
+    with running_haproxy(str(tmp_path / "again"), map_text=written) as lb:
+        assert dict(hx.parse_map(raw_api(lb["socket"], f"show map {lb['map']}"))) == {"app.test": "be_app", **entries}
+        again = hx.MapManager(hx.RuntimeAPI(lb["socket"]), lb["map"], entries, persist=True).run()
+        assert not again["changed"], "neither the runtime map nor the file changes on a second run"
 
 
 def test_persist_keeps_comments_and_order_and_writes_atomically(tmp_path):
@@ -318,7 +542,7 @@ def test_persist_keeps_comments_and_order_and_writes_atomically(tmp_path):
     hx.MapManager(api, str(path), {"www.test": "be_green", "x.test": "be_x"}, persist=True).run()
     assert path.read_text() == "# routing\napp.test be_app\nwww.test be_green\nx.test be_x\n"
     assert (path.stat().st_mode & 0o777) == 0o640
-    assert sorted(os.listdir(tmp_path)) == ["hosts.map"]
+    assert sorted(os.listdir(tmp_path)) == ["fake.sock.lock", "hosts.map"]
 
 
 # ----- the runtime API over a real socket ----------------------------------------------------------
@@ -375,5 +599,5 @@ def test_runtime_api_times_out(unix_server):
 
 
 def test_runtime_api_refuses_command_injection():
-    with pytest.raises(InvalidInputError, match="newline or ';'"):
+    with pytest.raises(InvalidInputError, match="newline or an unescaped ';'"):
         hx.RuntimeAPI("/x.sock").set("set map m k v; shutdown sessions")
