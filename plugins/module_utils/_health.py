@@ -3,18 +3,23 @@
 
 """Private to sre.ops: concurrent health probes (HTTP(S), TCP, command) with rise/fall semantics.
 
-Every attempt has a hard deadline: sockets are read with the time left, not a per-read timeout, so an
-endpoint that trickles bytes (slow-loris) cannot hold an attempt past its timeout, and no probe can hold
-the whole run past its deadline. Stdlib only: this runs on managed hosts.
+Every attempt has a hard deadline that covers all of it: name resolution (in a worker thread, abandoned at
+the deadline), connecting, the TLS handshake, sending, and reading with the time left rather than a
+per-read timeout, so neither a silent resolver nor an endpoint that trickles bytes (slow-loris) can hold an
+attempt past its timeout, and no probe can hold the whole run past its deadline. CA stores are loaded
+once per process, not per attempt. Stdlib only: this runs on managed hosts.
 """
 
 from __future__ import annotations
 
 import calendar
+import ipaddress
 import json
 import math
+import os
 import re
 import shlex
+import signal
 import socket
 import ssl
 import subprocess
@@ -27,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+NOT_RUN = "not run before the deadline"
 MAX_OUTPUT_CHARS = 300
 USER_AGENT = "sre.ops-health_check"
 JSON_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "regex", "exists", "absent")
@@ -34,6 +41,10 @@ JSON_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "regex", "exists
 
 class AttemptTimeout(Exception):
     """An attempt ran out of time."""
+
+
+class ResolverTimeout(AttemptTimeout):
+    """The resolver did not answer within the attempt's time."""
 
 
 # ----- inputs ---------------------------------------------------------------------------------------
@@ -154,6 +165,85 @@ class _Deadline:
         return remaining
 
 
+class _Lookup:
+    """One getaddrinfo call in a daemon thread: a resolver that never answers holds the thread, not the probe."""
+
+    def __init__(self, host: str) -> None:
+        self.done = threading.Event()
+        self.result: list[t.Any] = []
+        self.error: BaseException | None = None
+        threading.Thread(target=self._run, args=(host,), daemon=True, name=f"resolve {host}").start()
+
+    def _run(self, host: str) -> None:
+        try:
+            self.result = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+class Resolver:
+    """Name resolution bounded by the caller's time. Probes of the same host share one lookup in flight, and
+    an answer is kept for the rest of the task; a failed or unanswered lookup is tried again next attempt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, _Lookup] = {}
+        self._answers: dict[str, list[t.Any]] = {}
+
+    def resolve(self, host: str, port: int, timeout: float) -> list[t.Any]:
+        """[(family, type, proto, canonname, sockaddr)] like socket.getaddrinfo, sockaddr with port."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 0, "", (host, port) if family == socket.AF_INET else (host, port, 0, 0))]
+        with self._lock:
+            answer = self._answers.get(host)
+            lookup = None if answer is not None else self._pending.get(host)
+            if answer is None and lookup is None:
+                lookup = self._pending[host] = _Lookup(host)
+        if lookup is not None:
+            if not lookup.done.wait(max(0.0, timeout)):
+                raise ResolverTimeout()
+            with self._lock:
+                if self._pending.get(host) is lookup:
+                    del self._pending[host]
+                if lookup.error is None:
+                    self._answers[host] = lookup.result
+            if lookup.error is not None:
+                raise lookup.error
+            answer = lookup.result
+        return [(family, kind, proto, name, (address[0], port) + tuple(address[2:])) for family, kind, proto, name, address in answer]
+
+
+RESOLVER = Resolver()
+
+
+def _connect(host: str, port: int, deadline: "_Deadline") -> socket.socket:
+    """A TCP connection to host:port within the deadline, trying each address the name resolves to."""
+    last_error: OSError | None = None
+    for family, kind, proto, _canonical, address in RESOLVER.resolve(host, port, deadline.left()):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(deadline.left())
+            sock.connect(address)
+            return sock
+        except socket.timeout as exc:
+            sock.close()
+            raise AttemptTimeout() from exc
+        except AttemptTimeout:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise last_error or OSError(f"{host} has no address")
+
+
 def _recv_all(sock: socket.socket, deadline: _Deadline, limit: int, stop: t.Callable[[bytes], bool] | None = None) -> bytes:
     data = bytearray()
     while len(data) < limit:
@@ -170,22 +260,30 @@ def _recv_all(sock: socket.socket, deadline: _Deadline, limit: int, stop: t.Call
     return bytes(data)
 
 
-def _decode_chunked(body: bytes) -> bytes:
+def _decode_chunked(body: bytes, complete: bool = True) -> bytes:
+    """De-chunk a body. When reading stopped at our size limit (complete=False), the chunks read so far are
+    the body: a healthy response longer than the limit is not an error."""
     out = bytearray()
     pos = 0
     while True:
         end = body.find(b"\r\n", pos)
         if end < 0:
-            raise ValueError("truncated chunked body")
+            if complete:
+                raise ValueError("truncated chunked body")
+            return bytes(out)
         size = int(body[pos:end].split(b";")[0].strip() or b"0", 16)
         pos = end + 2
         if size == 0:
             return bytes(out)
+        if pos + size > len(body) and complete:
+            raise ValueError("truncated chunked body")
         out += body[pos:pos + size]
         pos += size + 2
 
 
-def parse_http_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+def parse_http_response(raw: bytes, complete: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a response. complete=False: reading stopped at the size limit, so the
+    body is a prefix of the real one."""
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:
         raise ValueError("incomplete HTTP response headers")
@@ -198,7 +296,7 @@ def parse_http_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
         name, _sep, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _decode_chunked(body)
+        body = _decode_chunked(body, complete)
     elif headers.get("content-length", "").isdigit():
         body = body[: int(headers["content-length"])]
     return int(parts[1]), headers, body
@@ -236,13 +334,24 @@ def der_not_after(der: bytes) -> float:
     return float(calendar.timegm(time.strptime(text, fmt)))
 
 
-def _ssl_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext:
-    if validate_certs:
-        return ssl.create_default_context(cafile=ca_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+_SSL_CONTEXTS: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+_SSL_CONTEXTS_LOCK = threading.Lock()
+
+
+def ssl_context(validate_certs: bool, ca_path: str | None) -> ssl.SSLContext:
+    """One context per (validate_certs, ca_path) for the whole process: loading a CA store takes tens of
+    milliseconds of CPU, far too much to repeat for every attempt of every probe."""
+    key = (validate_certs, ca_path)
+    with _SSL_CONTEXTS_LOCK:
+        if key not in _SSL_CONTEXTS:
+            if validate_certs:
+                context = ssl.create_default_context(cafile=ca_path)
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            _SSL_CONTEXTS[key] = context
+        return _SSL_CONTEXTS[key]
 
 
 def http_attempt(probe: dict[str, t.Any], now: t.Callable[[], float] = time.time) -> Attempt:
@@ -254,11 +363,13 @@ def http_attempt(probe: dict[str, t.Any], now: t.Callable[[], float] = time.time
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     sock: socket.socket | None = None
     try:
-        sock = socket.create_connection((host, port), timeout=deadline.left())
+        sock = _connect(host, port, deadline)
         cert_days = None
         if url.scheme == "https":
+            context = ssl_context(probe["validate_certs"], probe.get("ca_path"))
+            # With a timeout set, CPython bounds the whole handshake by it, not each read.
             sock.settimeout(deadline.left())
-            sock = _ssl_context(probe["validate_certs"], probe.get("ca_path")).wrap_socket(sock, server_hostname=host)
+            sock = context.wrap_socket(sock, server_hostname=host)
             if probe.get("cert_min_days") is not None:
                 der = sock.getpeercert(binary_form=True)
                 cert_days = (der_not_after(der) - now()) / 86400.0 if der else None
@@ -277,16 +388,19 @@ def http_attempt(probe: dict[str, t.Any], now: t.Callable[[], float] = time.time
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("iso-8859-1") + payload
         sock.settimeout(deadline.left())
         sock.sendall(request)
-        raw = _recv_all(sock, deadline, MAX_BODY_BYTES + 65536)
+        limit = MAX_BODY_BYTES + MAX_HEADER_BYTES
+        raw = _recv_all(sock, deadline, limit)
         latency = time.monotonic() - started
-        status, _headers, content = parse_http_response(raw)
+        status, _headers, content = parse_http_response(raw, complete=len(raw) < limit)
+    except ResolverTimeout:
+        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe, f"no answer from the resolver for {host}"))
     except AttemptTimeout:
-        return Attempt(False, None, time.monotonic() - started, f"timeout after {probe['timeout']:g}s")
+        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
     except ssl.SSLCertVerificationError as exc:
         return Attempt(False, None, time.monotonic() - started, f"TLS certificate not trusted: {exc.verify_message}")
     except (OSError, ValueError) as exc:
         if isinstance(exc, socket.timeout):
-            return Attempt(False, None, time.monotonic() - started, f"timeout after {probe['timeout']:g}s")
+            return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
         return Attempt(False, None, time.monotonic() - started, _os_reason(exc))
     finally:
         if sock is not None:
@@ -325,7 +439,7 @@ def tcp_attempt(probe: dict[str, t.Any]) -> Attempt:
     deadline = _Deadline(probe["timeout"])
     started = time.monotonic()
     try:
-        with socket.create_connection((probe["host"], probe["port"]), timeout=deadline.left()) as sock:
+        with _connect(probe["host"], probe["port"], deadline) as sock:
             if probe.get("send"):
                 sock.settimeout(deadline.left())
                 sock.sendall(probe["send"].encode())
@@ -335,11 +449,13 @@ def tcp_attempt(probe: dict[str, t.Any]) -> Attempt:
                 if not pattern.search(data):
                     shown = data[:80].decode("utf-8", errors="replace")
                     return Attempt(False, "connected", time.monotonic() - started, f"reply {shown!r} did not match {probe['expect']!r}")
+    except ResolverTimeout:
+        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe, f"no answer from the resolver for {probe['host']}"))
     except AttemptTimeout:
-        return Attempt(False, None, time.monotonic() - started, f"timeout after {probe['timeout']:g}s")
+        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
     except OSError as exc:
         if isinstance(exc, socket.timeout):
-            return Attempt(False, None, time.monotonic() - started, f"timeout after {probe['timeout']:g}s")
+            return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
         return Attempt(False, None, time.monotonic() - started, _os_reason(exc))
     latency = time.monotonic() - started
     if probe.get("max_latency") is not None and latency > probe["max_latency"]:
@@ -349,22 +465,44 @@ def tcp_attempt(probe: dict[str, t.Any]) -> Attempt:
 
 def command_attempt(probe: dict[str, t.Any]) -> Attempt:
     # subprocess rather than AnsibleModule.run_command: a hung check command must be killed at its
-    # timeout, and run_command has no timeout.
+    # timeout, and run_command has no timeout. Its own session, so the whole process group is killed: a
+    # child left holding the output pipes would otherwise keep the attempt waiting for their end.
     command = probe["command"]
     argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
     started = time.monotonic()
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=probe["timeout"], check=False, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return Attempt(False, None, time.monotonic() - started, f"timeout after {probe['timeout']:g}s")
+        proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
     except OSError as exc:
         return Attempt(False, None, time.monotonic() - started, f"cannot run {argv[0]}: {exc.strerror}")
+    try:
+        stdout, stderr = proc.communicate(timeout=probe["timeout"])
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
     latency = time.monotonic() - started
     if proc.returncode not in probe["rc"]:
-        output = (proc.stderr or proc.stdout).decode("utf-8", errors="replace").strip()[:MAX_OUTPUT_CHARS]
+        output = (stderr or stdout).decode("utf-8", errors="replace").strip()[:MAX_OUTPUT_CHARS]
         expected = probe["rc"][0] if len(probe["rc"]) == 1 else probe["rc"]
         return Attempt(False, proc.returncode, latency, f"exit status {proc.returncode}, wanted {expected}" + (f": {output}" if output else ""))
     return Attempt(True, proc.returncode, latency, "ok")
+
+
+def timeout_reason(probe: dict[str, t.Any], what: str = "") -> str:
+    """Why an attempt got no answer in time. When the task's deadline, not the probe's timeout, ended it
+    (run_probe sets _timeout, the probe's own), the reason says so rather than blaming the endpoint."""
+    full = probe.get("_timeout")
+    if full is not None and probe["timeout"] < full:
+        return f"{what or 'no answer'} in the {probe['timeout']:.3g}s left before the deadline (timeout {full:g}s)"
+    return f"{what} within {probe['timeout']:g}s" if what else f"timeout after {probe['timeout']:g}s"
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -396,7 +534,11 @@ def run_probe(
     clock: t.Callable[[], float] = time.monotonic,
 ) -> dict[str, t.Any]:
     """Attempt until success_threshold consecutive passes (healthy) or failure_threshold consecutive
-    failures (unhealthy; never in wait mode), or until the deadline (unhealthy)."""
+    failures (unhealthy; never in wait mode), or until the deadline (unhealthy).
+
+    A probe whose turn comes after the deadline (it waited for a free slot) is not attempted and says so;
+    an attempt cut short by the deadline says that, not that the endpoint timed out.
+    """
     attempt = attempt or ATTEMPTS[probe["type"]]
     rise, fall = probe["success_threshold"], probe["failure_threshold"]
     passes = failures = attempts = 0
@@ -405,11 +547,10 @@ def run_probe(
     healthy = None
     while True:
         remaining = deadline_at - clock()
-        if remaining <= 0 and attempts:
+        if remaining <= 0:
             break
         # An attempt never outlives the deadline.
-        current = dict(probe, timeout=max(0.001, min(probe["timeout"], remaining)))
-        last = attempt(current)
+        last = attempt(dict(probe, timeout=min(probe["timeout"], remaining), _timeout=probe["timeout"]))
         attempts += 1
         latencies.append(last.latency)
         if last.ok:
@@ -422,23 +563,25 @@ def run_probe(
             if not wait and failures >= fall:
                 healthy = False
                 break
-        pause = min(probe["interval"], deadline_at - clock())
-        if pause <= 0:
-            break
-        sleep(pause)
-    if healthy is None:
+        if probe["interval"] >= deadline_at - clock():
+            break  # the next attempt would start at or after the deadline
+        sleep(probe["interval"])
+    if not attempts:
+        healthy, reason = False, NOT_RUN
+    elif healthy is None:
         healthy = False
         detail = last.reason if last and not last.ok else f"only {passes} of {rise} consecutive passes"
         reason = f"not healthy within the deadline after {attempts} attempts: {detail}"
     elif healthy:
         reason = "ok"
     else:
-        reason = last.reason if last else "no attempt made"
+        reason = t.cast(Attempt, last).reason
     return {
         "name": probe["name"],
         "type": probe["type"],
         "target": probe["_target"],
         "healthy": healthy,
+        "ran": attempts > 0,
         "reason": reason,
         "attempts": attempts,
         "consecutive_passes": passes,
@@ -512,7 +655,11 @@ def _check_regex(probe: dict[str, t.Any], key: str) -> None:
 
 
 class HealthCheck:
-    """Run prepared probes concurrently; one result per probe, in the order given."""
+    """Run prepared probes concurrently; one result per probe, in the order given.
+
+    The run ends within its deadline plus DEADLINE_MARGIN_S (collecting results; far less on an idle host):
+    every attempt is bounded by the time left, and a probe that gets a slot after the deadline is not run.
+    """
 
     def __init__(self, probes: list[dict[str, t.Any]], mode: str, deadline: float, concurrency: int) -> None:
         if deadline <= 0:
@@ -527,6 +674,7 @@ class HealthCheck:
     def run(self) -> dict[str, t.Any]:
         started = time.monotonic()
         deadline_at = started + self.deadline
+        load_ssl_contexts(self.probes)
         results: list[dict[str, t.Any] | None] = [None] * len(self.probes)
         lock = threading.Lock()
 
@@ -539,22 +687,51 @@ class HealthCheck:
             for future in [pool.submit(one, i) for i in range(len(self.probes))]:
                 future.result()
         done = t.cast(list, results)
-        unhealthy = [r for r in done if not r["healthy"]]
+        unhealthy = [r for r in done if not r["healthy"] and r["ran"]]
+        not_run = [r for r in done if not r["ran"]]
+        healthy = len(done) - len(unhealthy) - len(not_run)
+        if unhealthy or not_run:
+            msg = failure_message(unhealthy, not_run, len(done), self.deadline)
+        else:
+            msg = f"all {len(done)} probes healthy"
         return {
-            "healthy": not unhealthy,
+            "healthy": not unhealthy and not not_run,
             "probes": done,
             "summary": {
                 "total": len(done),
-                "healthy": len(done) - len(unhealthy),
+                "healthy": healthy,
                 "unhealthy": len(unhealthy),
+                "not_run": len(not_run),
                 "elapsed_s": round(time.monotonic() - started, 3),
             },
             "failed_probes": [r["name"] for r in unhealthy],
-            "msg": failure_message(unhealthy, len(done)) if unhealthy else f"all {len(done)} probes healthy",
+            "not_run_probes": [r["name"] for r in not_run],
+            "msg": msg,
         }
 
 
-def failure_message(unhealthy: list[dict[str, t.Any]], total: int) -> str:
-    shown = "; ".join(f"{r['name']} ({r['reason']})" for r in unhealthy[:20])
-    more = f"; and {len(unhealthy) - 20} more" if len(unhealthy) > 20 else ""
-    return f"{len(unhealthy)} of {total} probes unhealthy: {shown}{more}"
+# What the run may take beyond its deadline, documented in health_check's deadline option.
+DEADLINE_MARGIN_S = 1.0
+
+
+def load_ssl_contexts(probes: list[dict[str, t.Any]]) -> None:
+    """Load every CA store the https probes need, once, before any attempt; a bad ca_path is bad input."""
+    for probe in probes:
+        if probe["type"] == "http" and probe["url"].lower().startswith("https:"):
+            try:
+                ssl_context(probe["validate_certs"], probe.get("ca_path"))
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+                raise InvalidInputError(f"probe {probe['name']!r}: cannot load the CA certificates of ca_path {probe.get('ca_path')!r}: {reason}") from exc
+
+
+def failure_message(unhealthy: list[dict[str, t.Any]], not_run: list[dict[str, t.Any]], total: int, deadline: float) -> str:
+    parts = []
+    if unhealthy:
+        shown = "; ".join(f"{r['name']} ({r['reason']})" for r in unhealthy[:20])
+        more = f"; and {len(unhealthy) - 20} more" if len(unhealthy) > 20 else ""
+        parts.append(f"{len(unhealthy)} of {total} probes unhealthy: {shown}{more}")
+    if not_run:
+        names = ", ".join(r["name"] for r in not_run[:20]) + (f" and {len(not_run) - 20} more" if len(not_run) > 20 else "")
+        parts.append(f"{len(not_run)} of {total} probes not run before the deadline ({deadline:g}s; raise deadline or concurrency): {names}")
+    return "; ".join(parts)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import http.server
+import os
+import re
 import socket
 import ssl
 import subprocess
@@ -89,6 +91,13 @@ def test_json_conditions(condition, reason):
 
 
 # ----- HTTP parsing --------------------------------------------------------------------------------
+def test_body_cut_at_the_size_limit_is_a_prefix_not_an_error():
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n100\r\npedia"
+    with pytest.raises(ValueError, match="truncated chunked body"):
+        health.parse_http_response(chunked)
+    assert health.parse_http_response(chunked, complete=False)[2] == b"Wikipedia"
+
+
 def test_parse_content_length_and_chunked():
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhelloEXTRA"
     assert health.parse_http_response(raw) == (200, {"content-length": "5", "x": "y"}, b"hello")
@@ -155,6 +164,29 @@ def test_wait_mode_ignores_failures_until_healthy():
     assert clock.now == pytest.approx(9 * 0.1 + 8 * 1.0)
 
 
+def test_probe_whose_turn_comes_after_the_deadline_is_not_run():
+    clock = FakeClock()
+    clock.now = 10.0
+    p = dict(probe(url="http://x/"), interval=1.0)
+    result = health.run_probe(p, False, 9.0, attempt=scripted([], clock), sleep=clock.sleep, clock=clock)
+    assert (result["healthy"], result["ran"], result["attempts"], result["reason"]) == (False, False, 0, "not run before the deadline")
+
+
+def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_endpoint():
+    clock = FakeClock()
+
+    def times_out(current):
+        clock.now += current["timeout"]
+        return health.Attempt(False, None, current["timeout"], health.timeout_reason(current))
+
+    p = dict(probe(url="http://x/"), interval=1.0, timeout=2.0)
+    result = health.run_probe(p, True, 3.5, attempt=times_out, sleep=clock.sleep, clock=clock)
+    assert result["attempts"] == 2 and result["last_reason"] == "no answer in the 0.5s left before the deadline (timeout 2s)"
+    assert result["reason"] == "not healthy within the deadline after 2 attempts: no answer in the 0.5s left before the deadline (timeout 2s)"
+    result = health.run_probe(p, False, clock.now + 2.0, attempt=times_out, sleep=clock.sleep, clock=clock)
+    assert result["reason"] == "timeout after 2s"
+
+
 def test_wait_mode_stops_at_the_deadline():
     result, clock = run([False] * 100, wait=True, deadline=5.0, failure_threshold=1)
     assert not result["healthy"]
@@ -186,8 +218,82 @@ def test_whole_check_is_bounded_by_the_deadline(slow_loris):
     started = time.monotonic()
     result = health.HealthCheck(probes, "wait", deadline=0.7, concurrency=3).run()
     assert time.monotonic() - started < 1.2
-    assert result["summary"] == {"total": 3, "healthy": 0, "unhealthy": 3, "elapsed_s": result["summary"]["elapsed_s"]}
-    assert "timeout after" in result["probes"][0]["reason"]
+    assert result["summary"] == {"total": 3, "healthy": 0, "unhealthy": 3, "not_run": 0, "elapsed_s": result["summary"]["elapsed_s"]}
+    assert result["probes"][0]["reason"].endswith("left before the deadline (timeout 5s)"), "cut by the deadline, not the endpoint's timeout"
+
+
+@pytest.fixture
+def silent_port():
+    """A TCP port that accepts connections (the kernel does) and never says a word."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(256)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_https_to_a_silent_port_loads_the_ca_store_once_and_ends_within_the_deadline(silent_port, monkeypatch):
+    monkeypatch.setattr(health, "_SSL_CONTEXTS", {})
+    loads = []
+    create = ssl.create_default_context
+
+    def counting(*args, **kwargs):
+        loads.append(args)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(health.ssl, "create_default_context", counting)
+    probes = health.prepare_probes([{"name": f"tls{i}", "type": "http", "url": f"https://127.0.0.1:{silent_port}/"} for i in range(32)],
+                                   dict(DEFAULTS, timeout=0.4, interval=0.05))
+    result = health.HealthCheck(probes, "wait", deadline=1.5, concurrency=32).run()
+    assert len(loads) == 1, "the CA store is loaded once per task, not per attempt"
+    assert result["summary"]["elapsed_s"] <= 1.5 + health.DEADLINE_MARGIN_S
+    for result_probe in result["probes"]:
+        assert result_probe["attempts"] >= 2 and result_probe["reason"].startswith("not healthy within the deadline after")
+        assert result_probe["reason"].endswith(("timeout after 0.4s", "left before the deadline (timeout 0.4s)")), result_probe["reason"]
+
+
+def test_a_resolver_that_never_answers_is_bounded_by_the_timeout(monkeypatch):
+    release = threading.Event()
+    lookups = []
+
+    def silent_getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        release.wait(10)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(health.socket, "getaddrinfo", silent_getaddrinfo)
+    monkeypatch.setattr(health, "RESOLVER", health.Resolver())
+    probes = health.prepare_probes(
+        [{"name": f"dns{i}", "type": "http", "url": "http://never.sreops.test/"} for i in range(8)]
+        + [{"name": "tcp", "type": "tcp", "host": "never.sreops.test", "port": 22}],
+        dict(DEFAULTS, timeout=0.3, interval=0.05))
+    try:
+        result = health.HealthCheck(probes, "wait", deadline=1.0, concurrency=9).run()
+    finally:
+        release.set()
+    assert result["summary"]["elapsed_s"] <= 1.0 + health.DEADLINE_MARGIN_S
+    assert all("no answer from the resolver for never.sreops.test" in p["reason"] for p in result["probes"]), result["probes"]
+    assert lookups == ["never.sreops.test"], "probes of one host share the lookup in flight"
+
+
+def test_probes_that_never_got_a_slot_say_so_and_are_not_failures(silent_port, http_server):
+    port = http_server()
+    raw = [{"name": "silent", "type": "tcp", "host": "127.0.0.1", "port": silent_port, "expect": "never"}]
+    raw += [{"name": f"ok{i}", "type": "http", "url": f"http://127.0.0.1:{port}/"} for i in range(3)]
+    result = health.HealthCheck(health.prepare_probes(raw, dict(DEFAULTS, timeout=5.0)), "once", deadline=0.5, concurrency=1).run()
+    by_name = {p["name"]: p for p in result["probes"]}
+    assert by_name["silent"]["ran"] and re.fullmatch(r"no answer in the 0\.\d+s left before the deadline \(timeout 5s\)", by_name["silent"]["reason"])
+    for name in ("ok0", "ok1", "ok2"):
+        assert (by_name[name]["ran"], by_name[name]["attempts"], by_name[name]["reason"]) == (False, 0, "not run before the deadline")
+    assert result["failed_probes"] == ["silent"] and result["not_run_probes"] == ["ok0", "ok1", "ok2"]
+    assert result["summary"]["not_run"] == 3 and result["summary"]["unhealthy"] == 1 and not result["healthy"]
+    assert result["msg"].endswith("3 of 4 probes not run before the deadline (0.5s; raise deadline or concurrency): ok0, ok1, ok2")
+
+
+def test_bad_ca_path_is_bad_input(tmp_path):
+    probes = health.prepare_probes([{"name": "t", "type": "http", "url": "https://127.0.0.1:1/", "ca_path": str(tmp_path / "nope.pem")}], DEFAULTS)
+    with pytest.raises(InvalidInputError, match=r"probe 't': cannot load the CA certificates of ca_path .*nope.pem"):
+        health.HealthCheck(probes, "once", deadline=1, concurrency=1).run()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -195,6 +301,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         body = b'{"status": "UP"}'
+        if self.path == "/big-chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nstatus\r\n")
+            for _ in range(40):
+                self.wfile.write(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")  # 40 x 64 KiB: 2.5 MiB
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -242,6 +357,8 @@ def test_http_headers_chunked_and_json(http_server):
     assert host.ok, "a Host header given by the user must replace the default one, not be sent twice"
     chunked = health.http_attempt(probe(url=f"http://127.0.0.1:{port}/chunked", body_regex='"UP"'))
     assert chunked.ok, chunked.reason
+    big = health.http_attempt(probe(url=f"http://127.0.0.1:{port}/big-chunked", body_regex="^statusx+$"))
+    assert big.ok, "a healthy response longer than the 1 MiB we read is judged on what we read: " + big.reason
 
 
 def test_tls_expiry_and_trust(http_server, tmp_path):
@@ -290,3 +407,14 @@ def test_tcp_expect_and_command_probes():
     started = time.monotonic()
     assert health.command_attempt(hung).reason == "timeout after 0.3s"
     assert time.monotonic() - started < 1.0
+
+
+def test_command_timeout_kills_children_that_hold_the_output_open():
+    # The background sleep inherits stdout/stderr: killing only sh would leave the attempt waiting for it.
+    marker = f"sleep {os.getpid() % 1000 + 7}.123"
+    hung = health.prepare_probes([{"name": "h", "type": "command", "command": ["sh", "-c", f"{marker} & {marker}"], "timeout": 0.3}],
+                                 DEFAULTS)[0]
+    started = time.monotonic()
+    assert health.command_attempt(hung).reason == "timeout after 0.3s"
+    assert time.monotonic() - started < 3, "bounded by the probe's timeout, not by the children's 7 s"
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False).returncode == 1, "the whole group was killed"
