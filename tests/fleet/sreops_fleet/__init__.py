@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from .core import Fleet, FleetConfig, FleetError, pid_alive, port_busy, on_test_net
+from .core import Fleet, FleetConfig, FleetError, can_bind, pid_alive, port_busy, on_test_net
 
-__all__ = ["Fleet", "FleetConfig", "FleetError", "pid_alive", "port_busy", "on_test_net"]
+__all__ = ["Fleet", "FleetConfig", "FleetError", "can_bind", "pid_alive", "port_busy", "on_test_net"]

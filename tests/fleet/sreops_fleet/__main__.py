@@ -7,20 +7,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
-from .core import DEFAULT_RUN_DIR, Fleet, FleetConfig, FleetError
+from .core import DEFAULT_RUN_DIR, STATE_FILE, Fleet, FleetConfig, FleetError
+
+
+LAYOUT_OPTIONS = ("hosts", "address_base", "ssh_port", "http_port")
 
 
 def _config(args: argparse.Namespace) -> FleetConfig:
-    return FleetConfig(
-        run_dir=args.run_dir,
-        hosts=args.hosts,
-        address_base=args.address_base,
-        ssh_port=args.ssh_port,
-        http_port=args.http_port,
-    )
+    given = {name: getattr(args, name) for name in LAYOUT_OPTIONS if getattr(args, name) is not None}
+    return FleetConfig(run_dir=args.run_dir, **given)
+
+
+def _fleet(args: argparse.Namespace) -> Fleet:
+    """For `up`, the fleet the options describe; for every other command, the fleet recorded in --run-dir
+    (its addresses and ports are what they are: an option that disagrees is an error, not a silent switch)."""
+    if args.command == "up" or not os.path.exists(os.path.join(args.run_dir, STATE_FILE)):
+        return Fleet(_config(args))
+    try:
+        fleet = Fleet.attach(args.run_dir)
+    except FleetError:
+        return Fleet(_config(args))  # a state file cut short by a kill: down/status still work on it
+    wrong = [f"--{name.replace('_', '-')} {getattr(args, name)} (it uses {getattr(fleet.config, name)})"
+             for name in LAYOUT_OPTIONS if getattr(args, name) not in (None, getattr(fleet.config, name))]
+    if wrong:
+        raise FleetError(f"the fleet in {fleet.run_dir} does not match {', '.join(wrong)}; drop the option")
+    return fleet
 
 
 def _usage_hint(fleet: Fleet) -> str:
@@ -28,6 +43,7 @@ def _usage_hint(fleet: Fleet) -> str:
         f"fleet is up in {fleet.run_dir}\n"
         f"  inventory:   {fleet.inventory}\n"
         f"  ansible.cfg: {fleet.ansible_cfg}\n"
+        f"  hosts:       lb1 {fleet.config.lb_address}, web1.. from {fleet.config.host_address(1)}; SSH port {fleet.config.ssh_port}\n"
         f"  try:         ANSIBLE_CONFIG={fleet.ansible_cfg} ansible all -m ping\n"
         f"  traffic:     curl -s -H 'Host: app.test' {fleet.lb_url}\n"
         f"  LB stats:    {fleet.stats_url}/stats   metrics: {fleet.stats_url}/metrics\n"
@@ -39,10 +55,10 @@ def _usage_hint(fleet: Fleet) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet", description="sre.ops test fleet")
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="where state, keys, inventory and logs live")
-    parser.add_argument("--hosts", type=int, default=4, help="number of app hosts (web1..webN)")
-    parser.add_argument("--address-base", default="127.0.0.10", help="LB address; hosts take the next addresses")
-    parser.add_argument("--ssh-port", type=int, default=22)
-    parser.add_argument("--http-port", type=int, default=80, help="load balancer HTTP port")
+    parser.add_argument("--hosts", type=int, help="number of app hosts (web1..webN; default 4)")
+    parser.add_argument("--address-base", help="LB address; hosts take the next addresses (default 127.0.0.10)")
+    parser.add_argument("--ssh-port", type=int, help="SSH port of every host (default: 22, or 2222.. when 22 is taken)")
+    parser.add_argument("--http-port", type=int, help="load balancer HTTP port (default: 80, or 8000.. when 80 is taken)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the hosts and the load balancer")
     sub.add_parser("down", help="end every recorded process and remove the run directory")
@@ -62,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             for artifact in build_all(args.output):
                 print(f"{artifact['path']}  sha256:{artifact['sha256']}")
             return 0
-        fleet = Fleet(_config(args))
+        fleet = _fleet(args)
         if args.command == "up":
             started = time.monotonic()
             fleet.up()

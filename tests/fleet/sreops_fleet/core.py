@@ -121,16 +121,28 @@ class FleetError(Exception):
     """A fleet operation failed; the message says what and how to recover."""
 
 
+# Ports tried, in order, when a port is left to the fleet (0): the usual one first, then others, so the fleet
+# fits around the machine's own services (an sshd or a web server listening on 0.0.0.0:22 or :80).
+AUTO_PORTS = {
+    "ssh_port": (22,) + tuple(range(2222, 2322)),
+    "http_port": (80,) + tuple(range(8000, 8100)),
+}
+
+
 @dataclasses.dataclass
 class FleetConfig:
-    """What a fleet looks like. Every address and port is configurable so parallel runs can coexist."""
+    """What a fleet looks like. Every address and port is configurable so parallel runs can coexist.
+
+    ssh_port and http_port 0 (the default) mean: the usual port (22, 80) if every fleet address can bind it,
+    else the first one that can from AUTO_PORTS; `up` records the choice in fleet.json and the inventory.
+    """
 
     run_dir: str = DEFAULT_RUN_DIR
     hosts: int = 4
     address_base: str = "127.0.0.10"
-    ssh_port: int = 22
+    ssh_port: int = 0
     app_port: int = 8080
-    http_port: int = 80
+    http_port: int = 0
     stats_port: int = 8404
     api_port: int = 9999
     collections_path: str = DEFAULT_COLLECTIONS_PATH
@@ -164,6 +176,24 @@ class FleetConfig:
     def host_names(self) -> list[str]:
         return [f"web{i}" for i in range(1, self.hosts + 1)]
 
+    @property
+    def addresses(self) -> list[str]:
+        return [self.lb_address] + [self.host_address(i) for i in range(1, self.hosts + 1)]
+
+    def with_ports_chosen(self) -> "FleetConfig":
+        """This config with every automatic (0) port replaced by the first port all its addresses can bind."""
+        chosen = {}
+        for field, candidates in AUTO_PORTS.items():
+            if getattr(self, field):
+                continue
+            addresses = self.addresses if field == "ssh_port" else [self.lb_address]
+            port = next((p for p in candidates if all(can_bind(a, p) for a in addresses)), None)
+            if port is None:
+                raise FleetError(f"no free {field.replace('_', ' ')} for {', '.join(addresses)} among {candidates[0]}-{candidates[-1]}; "
+                                 f"choose one with --{field.replace('_', '-')}")
+            chosen[field] = port
+        return dataclasses.replace(self, **chosen)
+
 
 @dataclasses.dataclass
 class Host:
@@ -175,11 +205,24 @@ class Host:
 
 
 class Fleet:
-    """Python API: Fleet(FleetConfig(...)).up() / .status() / .down(); also a context manager."""
+    """Python API: Fleet(FleetConfig(...)).up() / .status() / .down(); also a context manager.
+
+    Fleet.attach(run_dir) is the fleet recorded in run_dir, with the addresses and ports it really uses.
+    """
 
     def __init__(self, config: FleetConfig | None = None) -> None:
         self.config = config or FleetConfig()
         self.run_dir = self.config.run_dir
+
+    @classmethod
+    def attach(cls, run_dir: str) -> "Fleet":
+        """The fleet whose state file is in run_dir; FleetError when there is none."""
+        fleet = cls(FleetConfig(run_dir=run_dir))
+        state = fleet._read_state()
+        if not state or not isinstance(state.get("config"), dict):
+            raise FleetError(f"no fleet state in {fleet.run_dir}; start one with: tests/fleet/fleet up --run-dir {fleet.run_dir}")
+        recorded = {f.name: state["config"][f.name] for f in dataclasses.fields(FleetConfig) if f.name in state["config"]}
+        return cls(FleetConfig(**dict(recorded, run_dir=fleet.run_dir)))
 
     # ----- paths -------------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
@@ -273,6 +316,7 @@ class Fleet:
                 f"a fleet state file exists in {self.run_dir} (a fleet is running or a run was killed); "
                 f"clean it first with: tests/fleet/fleet down --run-dir {self.run_dir}"
             )
+        self.config = self.config.with_ports_chosen()
         self._check_ports_free()
         if os.path.isdir(self.run_dir):
             shutil.rmtree(self.run_dir)
@@ -566,6 +610,18 @@ def pid_alive(pid: int | None) -> bool:
             pass
         return False
     return True
+
+
+def can_bind(address: str, port: int) -> bool:
+    """True if a listener could bind address:port now, as sshd and HAProxy will (SO_REUSEADDR). A service on
+    the wildcard address (0.0.0.0:22) makes this false for every 127.x address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_busy(address: str, port: int) -> bool:

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
+import socket
 import subprocess
+import threading
 
 import pytest
 
-from sreops_fleet import Fleet, FleetConfig, FleetError, haproxy, pid_alive, on_test_net
+from sreops_fleet import Fleet, FleetConfig, FleetError, can_bind, core, haproxy, pid_alive, on_test_net
+from sreops_fleet.__main__ import main as fleet_cli
 
 
 @pytest.mark.parametrize(
@@ -47,12 +52,70 @@ def test_up_refuses_over_a_stale_state_file(tmp_path):
 
 def test_pid_alive_treats_zombies_as_gone():
     proc = subprocess.Popen(["true"])  # pylint: disable=consider-using-with
-    try:
-        assert pid_alive(proc.pid) or proc.poll() is not None
-    finally:
-        proc.wait()
-    assert not pid_alive(proc.pid)
+    # Wait for the exit without reaping it: the child stays a zombie (state Z in /proc) until it is reaped.
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    with open(f"/proc/{proc.pid}/stat", encoding="ascii") as handle:
+        assert handle.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    assert not pid_alive(proc.pid), "a zombie has ended"
+    assert not os.path.exists(f"/proc/{proc.pid}"), "and pid_alive reaped its own child"
+    proc.wait()
     assert not pid_alive(None)
+
+
+def test_automatic_ports_skip_one_a_wildcard_listener_holds(tmp_path, monkeypatch):
+    """A service on 0.0.0.0:P (like the machine's own sshd on 0.0.0.0:22) blocks P on every 127.x address."""
+    with socket.socket() as taken, socket.socket() as spare:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen(1)
+        spare.bind(("127.0.0.1", 0))
+        free = spare.getsockname()[1]
+        spare.close()
+        busy = taken.getsockname()[1]
+        monkeypatch.setitem(core.AUTO_PORTS, "ssh_port", (busy, free))
+        monkeypatch.setitem(core.AUTO_PORTS, "http_port", (busy, free))
+        cfg = FleetConfig(run_dir=str(tmp_path), address_base=on_test_net("127.0.22.10"), hosts=2)
+        assert not can_bind(cfg.host_address(1), busy)
+        chosen = cfg.with_ports_chosen()
+        assert (chosen.ssh_port, chosen.http_port) == (free, free)
+        assert FleetConfig(run_dir=str(tmp_path), ssh_port=2200, http_port=81).with_ports_chosen().ssh_port == 2200, "a port given is kept"
+        monkeypatch.setitem(core.AUTO_PORTS, "ssh_port", (busy,))
+        with pytest.raises(FleetError, match="no free ssh port .* choose one with --ssh-port"):
+            cfg.with_ports_chosen()
+
+
+@pytest.fixture
+def recorded_fleet(tmp_path):
+    """A run directory whose fleet.json records a fleet on another address and port than the defaults, with an
+    HTTP server standing in for its load balancer."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("X-Served-By", "recorded")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    address = on_test_net("127.0.22.40")
+    server = http.server.ThreadingHTTPServer((address, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = {"run_dir": str(tmp_path), "hosts": 2, "address_base": address, "ssh_port": 2222, "http_port": server.server_address[1]}
+    (tmp_path / "fleet.json").write_text(json.dumps({"config": config, "processes": {}}))
+    yield str(tmp_path), config
+    server.shutdown()
+    server.server_close()
+
+
+def test_commands_use_the_fleet_recorded_in_the_run_dir(recorded_fleet, capsys):
+    run_dir, config = recorded_fleet
+    assert Fleet.attach(run_dir).lb_url == f"http://{config['address_base']}:{config['http_port']}/"
+    assert fleet_cli(["--run-dir", run_dir, "traffic", "--rate", "20", "--duration", "0.5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["by_server"] == {"recorded": 10}, "traffic goes to the fleet in --run-dir, not to the default address"
+    assert fleet_cli(["--run-dir", run_dir, "--address-base", "127.0.0.10", "traffic", "--duration", "0.1"]) == 2
+    assert f"does not match --address-base 127.0.0.10 (it uses {config['address_base']})" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy not installed")
