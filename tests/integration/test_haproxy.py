@@ -5,15 +5,25 @@
 
 from __future__ import annotations
 
+import grp
 import hashlib
+import json
+import os
+import pwd
 import socket
+import sys
 import time
+import traceback
 
 import pytest
+from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.sre.ops.plugins.module_utils._haproxy import parse_map
+from ansible_collections.sre.ops.plugins.modules import haproxy_map, haproxy_server
+from sreops_fleet import haproxy
 from sreops_fleet.traffic import TrafficGenerator
 
-from .conftest import run_module
+from .conftest import run_module, run_playbook
 
 pytestmark = pytest.mark.fleet
 
@@ -75,7 +85,17 @@ def lb(v1_everywhere):
             if len(parts) > 8 and parts[1] == backend:
                 api(fleet, f"set server {backend}/{parts[3]} weight {parts[8]}")
                 api(fleet, f"set server {backend}/{parts[3]} state ready")
-    api(fleet, f"set map {fleet.path('hosts.map')} www.test be_blue")
+    map_file = fleet.path("hosts.map")
+    with open(map_file, encoding="utf-8") as handle:
+        content = handle.read()
+    if os.path.islink(map_file) or content != haproxy.render_map():
+        os.unlink(map_file)
+        with open(map_file, "w", encoding="utf-8") as handle:
+            handle.write(haproxy.render_map())
+    if dict(parse_map(api(fleet, f"show map {map_file}"))) != haproxy.DEFAULT_MAP:
+        api(fleet, f"clear map {map_file}")
+        for key, value in haproxy.DEFAULT_MAP.items():
+            api(fleet, f"add map {map_file} {key} {value}")
     wait_up(fleet, "be_app", APP)
 
 
@@ -172,12 +192,174 @@ def test_min_ready_refuses_and_nothing_changes(lb, tmp_path):
     assert lb_fingerprint(lb) == before
 
 
-def test_static_algorithm_weight_is_refused_with_an_explanation(lb, tmp_path):
-    for flags in ((), ("--check",)):
-        result = server_task(lb, tmp_path, {"backend": "be_static", "servers": ["web1"], "weight": "50%"}, *flags, name=f"s{len(flags)}")
-        assert result["failed"] and "static algorithm" in result["msg"] and "0% and 100%" in result["msg"]
+def test_static_algorithm_weight_is_asked_of_haproxy_and_a_refusal_changes_nothing(lb, tmp_path):
+    """be_static balances with 'source', map-based: the runtime API cannot tell, so HAProxy is asked first."""
+    args = {"backend": "be_static", "servers": ["web1", "web2"], "state": "drain", "weight": "50%"}
+    check = server_task(lb, tmp_path, args, "--check", name="check")
+    assert check["changed"] and "hash-type consistent" in " ".join(check["warnings"]), "check mode cannot ask, and says so"
+    before = lb_fingerprint(lb)
+    result = server_task(lb, tmp_path, args, name="apply")
+    assert result["failed"] and not result["changed"]
+    assert "a static algorithm here" in result["msg"] and "0% and 100%" in result["msg"] and "nothing was changed" in result["msg"]
+    assert lb_fingerprint(lb) == before, "web1 is not left drained: nothing is half applied"
     result = server_task(lb, tmp_path, {"backend": "be_static", "servers": ["web1"], "weight": "0%"}, name="zero")
     assert result["changed"] and admin(lb, "be_static", "web1")[1] == 0
+
+
+def test_share_check_apply_apply_check_and_the_traffic_it_gives(lb, tmp_path):
+    args = {"backend": "be_app", "servers": ["web4"], "share": 10}
+    before = lb_fingerprint(lb)
+    check = server_task(lb, tmp_path, args, "--check", "--diff", name="c1")
+    assert check["changed"] and lb_fingerprint(lb) == before
+    assert check["share"] == {"requested": 10.0, "effective": 9.91, "weight": 33, "others_weight": 300}
+    apply = server_task(lb, tmp_path, args, name="a1")
+    assert apply["changed"] and apply["commands"] == ["set server be_app/web4 weight 33"] and apply["share"] == check["share"]
+    assert not server_task(lb, tmp_path, args, name="a2")["changed"]
+    assert not server_task(lb, tmp_path, args, "--check", name="c2")["changed"]
+    report = TrafficGenerator(lb.lb_url, rate=150, duration=2.0).run()
+    assert report["errors"] == 0 and 0.06 <= report["by_server"].get("web4", 0) / report["requests"] <= 0.14, report["by_server"]
+
+
+# ----- concurrency: the patterns of a play on the app hosts delegated to the load balancer -----------
+ROUNDS = 30
+
+
+def run_at_once(calls, out_dir):
+    """Run module main()s in forked processes that all start at the same moment; return their results.
+
+    Each process has its own connections and its own lock file descriptor, like the module processes
+    ansible starts on the load balancer for each host of a play.
+    """
+    start_read, start_write = os.pipe()
+    pids = []
+    for index, (module, args) in enumerate(calls):
+        pid = os.fork()
+        if pid == 0:  # the child: exit_json/fail_json print the result and raise SystemExit
+            os.close(start_write)
+            os.read(start_read, 1)  # returns when the parent closes its end: every child starts at once
+            with open(os.path.join(out_dir, f"{index}.json"), "w", encoding="utf-8") as out:
+                sys.stdout = out
+                try:
+                    with patch_module_args(args):
+                        module.main()
+                except SystemExit:
+                    pass
+                except Exception:  # pylint: disable=broad-except
+                    print(json.dumps({"exception": traceback.format_exc()}))
+            os._exit(0)  # pylint: disable=protected-access
+        pids.append(pid)
+    os.close(start_read)
+    os.close(start_write)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    results = []
+    for index in range(len(calls)):
+        with open(os.path.join(out_dir, f"{index}.json"), encoding="utf-8") as handle:
+            results.append(json.loads(handle.read().strip().splitlines()[-1]))
+    return results
+
+
+def test_concurrent_drains_never_break_min_ready(lb, tmp_path):
+    """Four hosts drain themselves at once with min_ready 2, thirty times: exactly two may go, never three."""
+    for round_no in range(ROUNDS):
+        for server in APP:
+            api(lb, f"set server be_app/{server} state ready")
+        calls = [(haproxy_server, {"socket": lb.haproxy_socket, "backend": "be_app", "servers": [s], "state": "drain", "min_ready": "2"})
+                 for s in APP]
+        results = run_at_once(calls, str(tmp_path))
+        drained = [s for s in APP if admin(lb, "be_app", s)[0] & 0x08]
+        assert len(drained) == 2, f"round {round_no}: {drained} drained; results {results}"
+        assert sorted(r.get("ready_before") for r in results if r.get("changed")) == [3, 4], f"round {round_no}: {results}"
+        refused = [r for r in results if r.get("failed")]
+        assert len(refused) == 2 and all(r["msg"].startswith("refusing:") for r in refused), f"round {round_no}: {results}"
+
+
+def test_concurrent_map_updates_of_distinct_keys_never_lose_one(lb, tmp_path):
+    """Four hosts set two keys each at once (each a prepare/commit of the whole map), thirty times: all eight stay."""
+    map_file = lb.path("hosts.map")
+    for round_no in range(ROUNDS):
+        api(lb, f"clear map {map_file}")
+        for key, value in haproxy.DEFAULT_MAP.items():
+            api(lb, f"add map {map_file} {key} {value}")
+        calls = [(haproxy_map, {"socket": lb.haproxy_socket, "map": map_file,
+                                "entries": {f"{s}-a.test": "be_app", f"{s}-b.test": "be_blue"}}) for s in APP]
+        results = run_at_once(calls, str(tmp_path))
+        entries = dict(parse_map(api(lb, f"show map {map_file}")))
+        expected = dict(haproxy.DEFAULT_MAP, **{f"{s}-{k}.test": v for s in APP for k, v in (("a", "be_app"), ("b", "be_blue"))})
+        assert entries == expected, f"round {round_no}: lost {sorted(set(expected) - set(entries))}; results {results}"
+        assert all(r["changed"] for r in results)
+
+
+PLAY = [
+    {
+        "name": "Every app host drains itself at once and sets its own keys, delegated to the load balancer",
+        "hosts": "app",
+        "gather_facts": False,
+        "module_defaults": {"group/sre.ops.haproxy": {"socket": "{{ hostvars['lb1'].haproxy_socket }}"}},
+        "tasks": [
+            {"name": "Drain this host unless that leaves fewer than 2 ready", "register": "drain", "ignore_errors": True,
+             "delegate_to": "lb1",
+             "sre.ops.haproxy_server": {"backend": "be_app", "servers": ["{{ inventory_hostname }}"], "state": "drain", "min_ready": 2}},
+            {"name": "Set two keys of this host's own", "delegate_to": "lb1",
+             "sre.ops.haproxy_map": {"map": "{{ hostvars['lb1'].haproxy_map_file }}",
+                                     "entries": "{{ {inventory_hostname ~ '-a.test': 'be_app', inventory_hostname ~ '-b.test': 'be_app'} }}"}},
+            {"name": "Read the backend with the group's socket", "delegate_to": "lb1", "run_once": True, "register": "info",
+             "sre.ops.haproxy_info": {"backends": ["be_app"]}},
+            {"name": "Keep the results", "delegate_to": "localhost",
+             "ansible.builtin.copy": {"content": "{{ {'drain': drain, 'info_servers': info.backends.be_app.servers | length} | to_json }}",
+                                      "dest": "{{ out_dir }}/{{ inventory_hostname }}.json", "mode": "0600"}},
+        ],
+    }
+]
+
+
+def test_the_play_pattern_holds_min_ready_and_keeps_every_key(lb, tmp_path):
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps(PLAY))
+    map_file = lb.path("hosts.map")
+    for round_no in range(3):
+        for server in APP:
+            api(lb, f"set server be_app/{server} state ready")
+        run = run_playbook(lb, str(playbook), extra_vars={"out_dir": str(tmp_path)})
+        assert run.rc == 0, run.output
+        drained = [s for s in APP if admin(lb, "be_app", s)[0] & 0x08]
+        assert len(drained) == 2, f"round {round_no}: {drained} drained\n{run.output}"
+        results = {}
+        for host in APP:
+            with open(tmp_path / f"{host}.json", encoding="utf-8") as handle:
+                results[host] = json.load(handle)
+        assert sorted(h for h, r in results.items() if r["drain"].get("changed")) == sorted(drained)
+        assert all(r["drain"]["msg"].startswith("refusing:") for h, r in results.items() if h not in drained)
+        assert results["web1"]["info_servers"] == 4, "haproxy_info got its socket from module_defaults"
+        entries = dict(parse_map(api(lb, f"show map {map_file}")))
+        assert all(entries.get(f"{s}-{k}.test") == "be_app" for s in APP for k in "ab"), f"round {round_no}: {entries}"
+
+
+def test_persist_writes_through_a_symlinked_map_file_and_keeps_its_owner(lb, tmp_path):
+    """The map file is a link to a file owned by nobody:nogroup, mode 0640; values with spaces converge."""
+    map_file = lb.path("hosts.map")
+    real_dir = lb.path("maps")
+    os.makedirs(real_dir, exist_ok=True)
+    real = os.path.join(real_dir, "hosts.map")
+    with open(real, "w", encoding="utf-8") as handle:
+        handle.write(haproxy.render_map())
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    os.chown(real, nobody, nogroup)
+    os.chmod(real, 0o640)
+    os.unlink(map_file)
+    os.symlink(real, map_file)
+    args = {"socket": SOCKET, "map": "{{ haproxy_map_file }}", "entries": {"www.test": "be_green", "note.test": "green since the switch"},
+            "persist": True}
+    run, results = run_module(lb, "lb1", "sre.ops.haproxy_map", args, tmp_dir=str(tmp_path / "a"))
+    assert run.rc == 0 and results["lb1"]["changed"] and results["lb1"]["file_changed"], run.output
+    assert os.path.islink(map_file) and os.readlink(map_file) == real
+    with open(real, encoding="utf-8") as handle:
+        assert handle.read() == "app.test be_app\nwww.test be_green\nnote.test green since the switch\n"
+    status = os.stat(real)
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o7777) == (nobody, nogroup, 0o640)
+    assert dict(parse_map(api(lb, f"show map {map_file}")))["note.test"] == "green since the switch"
+    run, again = run_module(lb, "lb1", "sre.ops.haproxy_map", args, tmp_dir=str(tmp_path / "b"))
+    assert run.rc == 0 and not again["lb1"]["changed"], "the value with spaces converges"
 
 
 def test_tcp_endpoint_and_clear_errors(lb, tmp_path):
