@@ -94,7 +94,7 @@ class RuntimeAPI:
     """HAProxy's runtime API (the stats socket at level admin)."""
 
     def __init__(self, endpoint: str, timeout: float = 5.0) -> None:
-        if not timeout > 0:
+        if timeout <= 0:
             raise InvalidInputError(f"timeout must be positive, got {timeout:g}")
         self.endpoint = endpoint
         self.family, self.address = parse_endpoint(endpoint)
@@ -370,7 +370,7 @@ class ServerManager:
             raise InvalidInputError("weight and share are mutually exclusive: share computes the weight")
         if wait_timeout < 0:
             raise InvalidInputError(f"wait_timeout must be zero or positive, got {wait_timeout:g}")
-        if not wait_interval > 0:
+        if wait_interval <= 0:
             raise InvalidInputError(f"wait_interval must be positive, got {wait_interval:g}")
         if lock_timeout < 0:
             raise InvalidInputError(f"lock_timeout must be zero or positive, got {lock_timeout:g}")

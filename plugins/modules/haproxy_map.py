@@ -48,8 +48,8 @@ options:
     description:
       - Keys and values. With O(state=absent) only the keys matter.
       - A key is one word (no whitespace). A value is one line of text, not empty, that neither starts nor ends with
-        whitespace (HAProxy drops it when it reads a map file). A key starting with C(#) cannot be persisted: HAProxy reads
-        such a line of a map file as a comment.
+        whitespace (HAProxy drops it when it reads a map file). With O(persist=true), a key starting with C(#) is written
+        after a space, because HAProxy reads a line starting with C(#) as a comment.
     type: dict
     required: true
   state:

@@ -22,8 +22,8 @@ description:
   - Weights are changed at run time only where HAProxy allows it. With C(balance static-rr) HAProxy accepts only 0% and
     100% of a server's initial weight, so other weights are refused before anything is sent, in check mode too. The
     hashing algorithms (C(source), C(uri), C(url_param), C(hdr), C(rdp-cookie), C(hash)) accept any weight with
-    C(hash-type consistent) and only 0% and 100% with the default C(map-based), which the runtime API does not report:
-    the module asks HAProxy by sending such a weight change before any other command, so a refusal fails the task
+    C(hash-type consistent) and only 0% and 100% with the default C(map-based), which the runtime API does not report,
+    so the module asks HAProxy by sending such a weight change before any other command, and a refusal then fails the task
     with nothing changed. Check mode cannot ask, and warns instead.
   - If HAProxy refuses a command or stops answering in the middle of a change of several servers, the task fails with
     C(changed=true), the commands that were applied (RV(commands)) and those that were not (C(commands_not_sent)).

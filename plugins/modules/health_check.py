@@ -24,7 +24,7 @@ description:
     the default V(2xx); add V(3xx) (or the code) to accept it, or probe the URL it redirects to.
   - The task fails when any probe is unhealthy, with a message naming each failing probe and why, unless O(report_only=true).
   - The module is read-only, so it runs in full in check mode; a C(--check) preview really checks health. This includes
-    V(command) probes: their commands run in check mode too, so use only commands without side effects.
+    V(command) probes, whose commands run in check mode too, so use only commands without side effects.
   - "Runs on the managed host (probing itself or its neighbours) or on the controller with C(delegate_to: localhost);
     it needs only the Python standard library."
 author:
@@ -80,7 +80,7 @@ options:
       status_codes:
         description:
           - Status codes that count as a pass, each like V(200), V(2xx) or V(200-299).
-          - Redirects are not followed: a V(3xx) answer passes only when listed here.
+          - Redirects are not followed, so a V(3xx) answer passes only when listed here.
         type: list
         elements: str
         default: ['2xx']

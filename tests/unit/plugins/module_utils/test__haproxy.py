@@ -353,8 +353,9 @@ def test_runtime_api_timeout_must_be_positive(timeout):
 def test_a_held_lock_makes_the_change_wait_and_then_fail_naming_the_holder():
     api = FakeAPI()
     with PathLock(hx.lock_path(api.endpoint), purpose="a test holding it"):
-        with pytest.raises(LockTimeout, match=rf"could not lock .*fake.sock.lock within 0.2s: held by pid {os.getpid()} on "
-                                                  rf"{re.escape(socket.gethostname())} since .*Z \(\d+.\ds ago\) for a test holding it"):
+        expected = (rf"could not lock .*fake.sock.lock within 0.2s: held by pid {os.getpid()} on {re.escape(socket.gethostname())} "
+                    r"since .*Z \(\d+.\ds ago\) for a test holding it")
+        with pytest.raises(LockTimeout, match=expected):
             manager(api, state="drain", lock_timeout=0.2).run()
         assert api.sent == []
         assert manager(api, state="drain", check_mode=True).run()["changed"], "check mode reads without the lock"
