@@ -411,7 +411,7 @@ def test_tcp_expect_and_command_probes():
 
 def test_command_timeout_kills_children_that_hold_the_output_open():
     # The background sleep inherits stdout/stderr: killing only sh would leave the attempt waiting for it.
-    marker = f"sleep {os.getpid() % 1000 + 7}.123"
+    marker = f"sleep 7.{os.getpid()}"  # unique on this machine, about 7 s
     hung = health.prepare_probes([{"name": "h", "type": "command", "command": ["sh", "-c", f"{marker} & {marker}"], "timeout": 0.3}],
                                  DEFAULTS)[0]
     started = time.monotonic()
