@@ -133,6 +133,7 @@ class Attempt(t.NamedTuple):
     status: t.Any  # HTTP status, exit code, "connected", or None
     latency: float  # seconds
     reason: str  # "ok" or why it failed
+    cut: bool = False  # no answer, and the task's deadline, not the probe's timeout, ended it
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -393,14 +394,14 @@ def http_attempt(probe: dict[str, t.Any], now: t.Callable[[], float] = time.time
         latency = time.monotonic() - started
         status, _headers, content = parse_http_response(raw, complete=len(raw) < limit)
     except ResolverTimeout:
-        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe, f"no answer from the resolver for {host}"))
+        return timed_out(probe, started, f"no answer from the resolver for {host}")
     except AttemptTimeout:
-        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
+        return timed_out(probe, started)
     except ssl.SSLCertVerificationError as exc:
         return Attempt(False, None, time.monotonic() - started, f"TLS certificate not trusted: {exc.verify_message}")
     except (OSError, ValueError) as exc:
         if isinstance(exc, socket.timeout):
-            return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
+            return timed_out(probe, started)
         return Attempt(False, None, time.monotonic() - started, _os_reason(exc))
     finally:
         if sock is not None:
@@ -450,12 +451,12 @@ def tcp_attempt(probe: dict[str, t.Any]) -> Attempt:
                     shown = data[:80].decode("utf-8", errors="replace")
                     return Attempt(False, "connected", time.monotonic() - started, f"reply {shown!r} did not match {probe['expect']!r}")
     except ResolverTimeout:
-        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe, f"no answer from the resolver for {probe['host']}"))
+        return timed_out(probe, started, f"no answer from the resolver for {probe['host']}")
     except AttemptTimeout:
-        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
+        return timed_out(probe, started)
     except OSError as exc:
         if isinstance(exc, socket.timeout):
-            return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
+            return timed_out(probe, started)
         return Attempt(False, None, time.monotonic() - started, _os_reason(exc))
     latency = time.monotonic() - started
     if probe.get("max_latency") is not None and latency > probe["max_latency"]:
@@ -487,7 +488,7 @@ def command_attempt(probe: dict[str, t.Any]) -> Attempt:
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-        return Attempt(False, None, time.monotonic() - started, timeout_reason(probe))
+        return timed_out(probe, started)
     latency = time.monotonic() - started
     if proc.returncode not in probe["rc"]:
         output = (stderr or stdout).decode("utf-8", errors="replace").strip()[:MAX_OUTPUT_CHARS]
@@ -496,13 +497,14 @@ def command_attempt(probe: dict[str, t.Any]) -> Attempt:
     return Attempt(True, proc.returncode, latency, "ok")
 
 
-def timeout_reason(probe: dict[str, t.Any], what: str = "") -> str:
-    """Why an attempt got no answer in time. When the task's deadline, not the probe's timeout, ended it
-    (run_probe sets _timeout, the probe's own), the reason says so rather than blaming the endpoint."""
+def timed_out(probe: dict[str, t.Any], started: float, what: str = "") -> Attempt:
+    """An attempt that got no answer in time. When the task's deadline, not the probe's own timeout, ended it
+    (run_probe passes the probe's own as _timeout), it is marked cut and says so rather than blaming the endpoint."""
     full = probe.get("_timeout")
+    latency = time.monotonic() - started
     if full is not None and probe["timeout"] < full:
-        return f"{what or 'no answer'} in the {probe['timeout']:.3g}s left before the deadline (timeout {full:g}s)"
-    return f"{what} within {probe['timeout']:g}s" if what else f"timeout after {probe['timeout']:g}s"
+        return Attempt(False, None, latency, f"{what or 'no answer'} in the {probe['timeout']:.3g}s left before the deadline (timeout {full:g}s)", True)
+    return Attempt(False, None, latency, f"{what} within {probe['timeout']:g}s" if what else f"timeout after {probe['timeout']:g}s")
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -536,8 +538,9 @@ def run_probe(
     """Attempt until success_threshold consecutive passes (healthy) or failure_threshold consecutive
     failures (unhealthy; never in wait mode), or until the deadline (unhealthy).
 
-    A probe whose turn comes after the deadline (it waited for a free slot) is not attempted and says so;
-    an attempt cut short by the deadline says that, not that the endpoint timed out.
+    A probe whose turn comes after the deadline (it waited for a free slot) is not attempted, and one whose
+    only attempt the deadline cut short before any answer came has not really run either: both are
+    reported as not run before the deadline, never as failures of their endpoint.
     """
     attempt = attempt or ATTEMPTS[probe["type"]]
     rise, fall = probe["success_threshold"], probe["failure_threshold"]
@@ -566,8 +569,10 @@ def run_probe(
         if probe["interval"] >= deadline_at - clock():
             break  # the next attempt would start at or after the deadline
         sleep(probe["interval"])
-    if not attempts:
-        healthy, reason = False, NOT_RUN
+    ran = attempts > 0 and not (attempts == 1 and t.cast(Attempt, last).cut)
+    if not ran:
+        started_late = f": it started {t.cast(Attempt, last).latency:.3g}s before it, with a timeout of {probe['timeout']:g}s" if attempts else ""
+        healthy, reason = False, NOT_RUN + started_late
     elif healthy is None:
         healthy = False
         detail = last.reason if last and not last.ok else f"only {passes} of {rise} consecutive passes"
@@ -581,7 +586,7 @@ def run_probe(
         "type": probe["type"],
         "target": probe["_target"],
         "healthy": healthy,
-        "ran": attempts > 0,
+        "ran": ran,
         "reason": reason,
         "attempts": attempts,
         "consecutive_passes": passes,

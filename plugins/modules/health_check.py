@@ -176,9 +176,10 @@ options:
         only the time left (when that is what ends it, its reason says so instead of blaming the endpoint).
       - The task returns within O(deadline) plus a margin for collecting the results, well under 0.1 s on an idle host
         and at most 1 s on a heavily loaded one. Loading CA certificates counts towards the deadline.
-      - Probes that wait for a free slot (see O(concurrency)) until the deadline passes are not run. They are reported with
-        the reason V(not run before the deadline), in RV(not_run_probes), never as failures of their endpoints; the
-        task fails all the same.
+      - Probes that wait for a free slot (see O(concurrency)) until the deadline passes are not run, and a probe whose only
+        attempt the deadline cut short before any answer came has not really run either. Both are reported with the reason
+        V(not run before the deadline), in RV(not_run_probes), never as failures of their endpoints; the task fails all
+        the same.
     type: float
     default: 60
   concurrency:
@@ -282,7 +283,7 @@ failed_probes:
   elements: str
   sample: ["api"]
 not_run_probes:
-  description: Names of the probes that never got to run before the deadline (they waited for a free slot).
+  description: Names of the probes that did not get to run before the deadline (see RV(probes[].ran)).
   returned: always
   type: list
   elements: str
@@ -310,7 +311,9 @@ probes:
       type: bool
       sample: false
     ran:
-      description: Whether the probe got to run before the deadline (false with the reason V(not run before the deadline)).
+      description:
+        - Whether the probe got to run before the deadline. False (with the reason V(not run before the deadline)) when it
+          waited for a free slot until the deadline, or when the deadline cut its only attempt short before an answer came.
       type: bool
       sample: true
     reason:

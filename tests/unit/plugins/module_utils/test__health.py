@@ -176,15 +176,19 @@ def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_endpoint():
     clock = FakeClock()
 
     def times_out(current):
+        started = health.time.monotonic() - current["timeout"]  # timed_out measures the latency on the real clock
         clock.now += current["timeout"]
-        return health.Attempt(False, None, current["timeout"], health.timeout_reason(current))
+        return health.timed_out(current, started)
 
     p = dict(probe(url="http://x/"), interval=1.0, timeout=2.0)
     result = health.run_probe(p, True, 3.5, attempt=times_out, sleep=clock.sleep, clock=clock)
     assert result["attempts"] == 2 and result["last_reason"] == "no answer in the 0.5s left before the deadline (timeout 2s)"
     assert result["reason"] == "not healthy within the deadline after 2 attempts: no answer in the 0.5s left before the deadline (timeout 2s)"
     result = health.run_probe(p, False, clock.now + 2.0, attempt=times_out, sleep=clock.sleep, clock=clock)
-    assert result["reason"] == "timeout after 2s"
+    assert result["reason"] == "timeout after 2s" and result["ran"]
+    result = health.run_probe(p, False, clock.now + 0.25, attempt=times_out, sleep=clock.sleep, clock=clock)
+    assert (result["ran"], result["attempts"]) == (False, 1), "an attempt started too late to get an answer has not really run"
+    assert result["reason"] == "not run before the deadline: it started 0.25s before it, with a timeout of 2s"
 
 
 def test_wait_mode_stops_at_the_deadline():
@@ -218,8 +222,10 @@ def test_whole_check_is_bounded_by_the_deadline(slow_loris):
     started = time.monotonic()
     result = health.HealthCheck(probes, "wait", deadline=0.7, concurrency=3).run()
     assert time.monotonic() - started < 1.2
-    assert result["summary"] == {"total": 3, "healthy": 0, "unhealthy": 3, "not_run": 0, "elapsed_s": result["summary"]["elapsed_s"]}
-    assert result["probes"][0]["reason"].endswith("left before the deadline (timeout 5s)"), "cut by the deadline, not the endpoint's timeout"
+    # each one's only attempt was cut short by the deadline (0.7s of a 5s timeout): the endpoint is not blamed
+    assert result["summary"] == {"total": 3, "healthy": 0, "unhealthy": 0, "not_run": 3, "elapsed_s": result["summary"]["elapsed_s"]}
+    assert re.fullmatch(r"not run before the deadline: it started 0\.\d+s before it, with a timeout of 5s", result["probes"][0]["reason"])
+    assert not result["healthy"] and result["failed_probes"] == []
 
 
 @pytest.fixture
@@ -277,17 +283,22 @@ def test_a_resolver_that_never_answers_is_bounded_by_the_timeout(monkeypatch):
 
 
 def test_probes_that_never_got_a_slot_say_so_and_are_not_failures(silent_port, http_server):
+    """One slot: the first silent probe times out (0.6s), the second starts with 0.4s of the deadline left and is
+    cut short, the healthy ones never get the slot. Only the first is the endpoint's failure."""
     port = http_server()
-    raw = [{"name": "silent", "type": "tcp", "host": "127.0.0.1", "port": silent_port, "expect": "never"}]
+    raw = [{"name": f"silent{i}", "type": "tcp", "host": "127.0.0.1", "port": silent_port, "expect": "never"} for i in (1, 2)]
     raw += [{"name": f"ok{i}", "type": "http", "url": f"http://127.0.0.1:{port}/"} for i in range(3)]
-    result = health.HealthCheck(health.prepare_probes(raw, dict(DEFAULTS, timeout=5.0)), "once", deadline=0.5, concurrency=1).run()
+    result = health.HealthCheck(health.prepare_probes(raw, dict(DEFAULTS, timeout=0.6)), "once", deadline=1.0, concurrency=1).run()
     by_name = {p["name"]: p for p in result["probes"]}
-    assert by_name["silent"]["ran"] and re.fullmatch(r"no answer in the 0\.\d+s left before the deadline \(timeout 5s\)", by_name["silent"]["reason"])
+    assert by_name["silent1"]["ran"] and by_name["silent1"]["reason"] == "timeout after 0.6s"
+    assert not by_name["silent2"]["ran"] and by_name["silent2"]["attempts"] == 1
+    assert re.fullmatch(r"not run before the deadline: it started 0\.\d+s before it, with a timeout of 0\.6s", by_name["silent2"]["reason"])
     for name in ("ok0", "ok1", "ok2"):
         assert (by_name[name]["ran"], by_name[name]["attempts"], by_name[name]["reason"]) == (False, 0, "not run before the deadline")
-    assert result["failed_probes"] == ["silent"] and result["not_run_probes"] == ["ok0", "ok1", "ok2"]
-    assert result["summary"]["not_run"] == 3 and result["summary"]["unhealthy"] == 1 and not result["healthy"]
-    assert result["msg"].endswith("3 of 4 probes not run before the deadline (0.5s; raise deadline or concurrency): ok0, ok1, ok2")
+    assert result["failed_probes"] == ["silent1"] and result["not_run_probes"] == ["silent2", "ok0", "ok1", "ok2"]
+    assert result["summary"]["not_run"] == 4 and result["summary"]["unhealthy"] == 1 and not result["healthy"]
+    assert result["msg"] == ("1 of 5 probes unhealthy: silent1 (timeout after 0.6s); 4 of 5 probes not run before the deadline "
+                             "(1s; raise deadline or concurrency): silent2, ok0, ok1, ok2")
 
 
 def test_bad_ca_path_is_bad_input(tmp_path):
