@@ -3,8 +3,8 @@
 
 """Private to sre.ops: drift of a host against its stored baseline, classed as unexpected, intentional or waived.
 
-``intentional``: a change under an application root whose sre.ops.release ledger records an activation at or
-after the time the baseline was taken (Puppet's intentional vs corrective change). ``waived``: hidden by a
+``intentional``: a change under an application root whose sre.ops.release ledger records an activation after
+the time the baseline was taken (Puppet's intentional vs corrective change). ``waived``: hidden by a
 waiver rule that has a justification and has not expired. Everything else is ``unexpected``. Expired waivers
 hide nothing; they are reported with the drift they would have hidden.
 """
@@ -212,7 +212,11 @@ def parse_time(text: t.Any) -> datetime.datetime | None:
 
 
 def ledger_activations(app_root: str, since: datetime.datetime) -> tuple[list[dict[str, str]], str | None]:
-    """Activations the release ledger under app_root records at or after since; read defensively (any shape)."""
+    """Activations the release ledger under app_root records after since; read defensively (any shape).
+
+    Ledger times have one-second resolution: an activation stamped in the second the baseline started counts
+    as before it, so a deploy can never make later hand edits look intentional.
+    """
     path = os.path.join(app_root, "ledger.json")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -229,14 +233,14 @@ def ledger_activations(app_root: str, since: datetime.datetime) -> tuple[list[di
         for release, record in releases.items():
             if isinstance(record, dict):
                 when = parse_time(record.get("activated_at"))
-                if when is not None and when >= since:
+                if when is not None and when > since:
                     found[(str(release), record["activated_at"])] = {"release": str(release), "activated_at": record["activated_at"]}
     history = ledger.get("history")
     if isinstance(history, list):
         for event in history:
             if isinstance(event, dict) and event.get("event") in ("activated", "activate"):
                 when = parse_time(event.get("at"))
-                if when is not None and when >= since:
+                if when is not None and when > since:
                     release = str(event.get("release"))
                     found.setdefault((release, event["at"]), {"release": release, "activated_at": event["at"]})
     return sorted(found.values(), key=lambda a: (parse_time(a["activated_at"]), a["release"])), None
@@ -491,7 +495,7 @@ class DriftManager:
         base = self._baseline()
         now = take_snapshot(base["config"], self.runner, previous=base, workers=self.workers, trust_stat=self.trust_stat)
         drift, notes = compare_snapshots(base, now)
-        since = parse_time(base["taken_at"]) or datetime.datetime.fromtimestamp(base["started_ns"] / 1e9, datetime.timezone.utc)
+        since = datetime.datetime.fromtimestamp(base["started_ns"] / 1e9, datetime.timezone.utc)
         roots = self.app_roots if self.app_roots is not None else detect_app_roots(base, now)
         activations = {}
         for root in roots:

@@ -13,7 +13,8 @@ description:
     compares. RV(facets) lists per facet the C(added), C(removed) and C(changed) items, each change with its attributes
     before and after, and RV(counts) counts them.
   - Each item is classed. V(intentional) means under an application root whose M(sre.ops.release) ledger (C(ledger.json)) records
-    an activation at or after the time the baseline was taken. V(waived) means hidden by a waiver rule with a justification
+    an activation after the time the baseline was taken (ledger times are whole seconds; an
+    activation in the second the baseline started counts as before it). V(waived) means hidden by a waiver rule with a justification
     that has not expired. V(unexpected) is everything else. Expired waivers hide nothing and are listed in RV(expired_waivers).
   - O(state=accepted) makes the current state the new baseline and records who accepted it, when and why (the last 50
     acceptances are kept in the baseline). A missing or corrupt baseline is an error that says how to create one.
