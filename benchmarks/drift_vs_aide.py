@@ -34,7 +34,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(ROOT)))
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.sre.ops.plugins.module_utils import _snapshot as snap  # noqa: E402 pylint: disable=wrong-import-position
 from ansible_collections.sre.ops.plugins.module_utils._drift_fleet import (  # noqa: E402 pylint: disable=wrong-import-position
     FleetInput, plan_details, plan_entries,
 )

@@ -212,10 +212,13 @@ def _hash_file(path: str, lstat_result: os.stat_result, prefix_len: int | None,
         if prefix_len == 0:
             prefix_digest = digest.hexdigest()
         remaining = prefix_len if prefix_len else None
+        # Ask for what the file holds (plus one byte to see the end): a 1 MiB request for a small file would make
+        # the allocator map and unmap a fresh 1 MiB buffer for every file.
+        want = info.st_size + 1 if info.st_size < HASH_BLOCK else HASH_BLOCK
         total = 0
         while True:
             try:
-                chunk = os.read(fd, HASH_BLOCK)
+                chunk = os.read(fd, want)
             except OSError as exc:
                 issues.append([path, "unreadable", exc.strerror or str(exc)])
                 return None, None, info, False
@@ -231,8 +234,9 @@ def _hash_file(path: str, lstat_result: os.stat_result, prefix_len: int | None,
                 if remaining is not None:
                     remaining -= len(chunk)
             total += len(chunk)
-            if len(chunk) < HASH_BLOCK and total >= info.st_size:
+            if len(chunk) < want and total >= info.st_size:
                 break
+            want = HASH_BLOCK
         return digest.hexdigest(), prefix_digest, info, False
     finally:
         os.close(fd)
@@ -439,6 +443,7 @@ def worker_count(requested: int) -> int:
 
 def _run_units(units: list[tuple[str, int, bool]], workers: int) -> tuple[list[t.Any], str | None]:
     """Scan units with a pool of forked workers; fall back to this process where that is not possible."""
+    note = None
     if workers > 1 and len(units) > 1:
         try:
             import multiprocessing  # pylint: disable=import-outside-toplevel

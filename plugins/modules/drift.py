@@ -18,7 +18,7 @@ description:
     that has not expired. V(unexpected) is everything else. Expired waivers hide nothing and are listed in RV(expired_waivers).
   - O(state=accepted) makes the current state the new baseline and records who accepted it, when and why (the last 50
     acceptances are kept in the baseline). A missing or corrupt baseline is an error that says how to create one.
-  - RV(changed) is V(true) when the host has drifted (O(state=compared)) or when the baseline was, or would be, replaced
+  - C(changed) is V(true) when the host has drifted (O(state=compared)) or when the baseline was, or would be, replaced
     (O(state=accepted)), so C(--diff) shows the drift and AWX counts drifted hosts as changed.
   - The action plugin reads O(waivers_file) on the controller and fills O(host_name), O(host_groups) and O(accepted_by).
 author:

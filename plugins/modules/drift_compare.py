@@ -77,8 +77,8 @@ options:
     default: drift_fleet_entries
   ignore:
     description:
-      - Items to leave out of the comparison, each a mapping with C(facet) and C(key) globs (default C(*)); for example
-        C({facet: sysctl, key: kernel.hostname}) or C({facet: listening}). Host names and addresses differ on every host by design.
+      - "Items to leave out of the comparison, each a mapping with C(facet) and C(key) globs (default C(*)); for example
+        C({facet: sysctl, key: kernel.hostname}) or C({facet: listening}). Host names and addresses differ on every host by design."
       - Applied when comparing (O(phase=report)).
     type: list
     elements: dict

@@ -250,7 +250,7 @@ def test_the_release_is_intentional_and_waivers_apply(scenario):
     assert expired["class"] == "unexpected" and expired["expired_waiver"] == "old-exception"
     assert [(w["id"], w["hosts"]) for w in report["expired_waivers"]] == [("old-exception", ["drift-d"])]
     counts = report["hosts"]["counts"]
-    assert counts["drift-a"]["intentional"] == len([g for g in app]) and counts["drift-d"]["waived"] == 1
+    assert counts["drift-a"]["intentional"] == len(app) and counts["drift-d"]["waived"] == 1
     assert report["hosts"]["unexpected"] == sorted(NAMES)
     with open(os.path.join(scenario.tmp, "check", "drift-report.md"), encoding="utf-8") as handle:
         markdown = handle.read()
@@ -301,7 +301,7 @@ def test_accept_previews_under_check_diff_then_applies_then_nothing_is_left(scen
     assert after.rc == 0, after.output
     assert set(after.changed().values()) == {0}
     assert scenario.reports["again"]["counts"]["total"] == 0 and scenario.reports["after"]["counts"]["total"] == 0
-    info = ssh(scenario.fleet, "web2", f"python3 -c \"import gzip,json;d=json.load(gzip.open('{STATE}/baseline.json.gz'));"
-                                        "print(json.dumps(d['acceptances']))\"")
+    script = f"import gzip,json;print(json.dumps(json.load(gzip.open('{STATE}/baseline.json.gz'))['acceptances']))"
+    info = ssh(scenario.fleet, "web2", f'python3 -c "{script}"')
     acceptances = json.loads(info.stdout)
     assert [a["reason"] for a in acceptances] == ["CHG-14 reviewed in the drift test"] and acceptances[0]["by"]
