@@ -459,12 +459,11 @@ def drift_diff(drift: dict[str, dict[str, list[dict[str, t.Any]]]], before_heade
 
 
 # ----- the module's work --------------------------------------------------------------------------------
-class DriftManager:
-    """Compare a host with its baseline (state compared) or make the current state the baseline (state accepted)."""
+class _SnapshotWork:
+    """What every manager of a stored snapshot needs: where it is, how to scan, check mode and diff."""
 
     def __init__(self, path: str, runner: Runner, *, check_mode: bool = False, workers: int = 0, trust_stat: bool = True,
-                 host: str | None = None, groups: list[str] | None = None, waivers: list[dict[str, t.Any]] | None = None,
-                 app_roots: list[str] | None = None, max_items: int = 500, today: datetime.date | None = None, diff: bool = True) -> None:
+                 diff: bool = True) -> None:
         if not os.path.isabs(path):
             raise InvalidInputError(f"path {path!r} must be absolute")
         self.path = path
@@ -472,13 +471,25 @@ class DriftManager:
         self.check_mode = check_mode
         self.workers = workers
         self.trust_stat = trust_stat
+        self.diff = diff
+
+    def _take(self, config: dict[str, t.Any], previous: dict[str, t.Any] | None) -> dict[str, t.Any]:
+        return take_snapshot(config, self.runner, previous=previous, workers=self.workers, trust_stat=self.trust_stat)
+
+
+class DriftManager(_SnapshotWork):
+    """Compare a host with its baseline (state compared) or make the current state the baseline (state accepted)."""
+
+    def __init__(self, path: str, runner: Runner, *, check_mode: bool = False, workers: int = 0, trust_stat: bool = True,
+                 host: str | None = None, groups: list[str] | None = None, waivers: list[dict[str, t.Any]] | None = None,
+                 app_roots: list[str] | None = None, max_items: int = 500, today: datetime.date | None = None, diff: bool = True) -> None:
+        super().__init__(path, runner, check_mode=check_mode, workers=workers, trust_stat=trust_stat, diff=diff)
         self.host = host
         self.groups = list(groups or [])
         self.waivers = parse_waivers(waivers)
         self.app_roots = None if app_roots is None else [os.path.normpath(r) for r in app_roots]
         self.max_items = max_items
         self.today = today or datetime.datetime.now(datetime.timezone.utc).date()
-        self.diff = diff
 
     def _baseline(self) -> dict[str, t.Any]:
         try:
@@ -493,7 +504,7 @@ class DriftManager:
 
     def _evaluate(self) -> tuple[dict[str, t.Any], dict[str, t.Any], dict[str, t.Any]]:
         base = self._baseline()
-        now = take_snapshot(base["config"], self.runner, previous=base, workers=self.workers, trust_stat=self.trust_stat)
+        now = self._take(base["config"], base)
         drift, notes = compare_snapshots(base, now)
         since = datetime.datetime.fromtimestamp(base["started_ns"] / 1e9, datetime.timezone.utc)
         roots = self.app_roots if self.app_roots is not None else detect_app_roots(base, now)
@@ -556,19 +567,8 @@ class DriftManager:
         return result
 
 
-class SnapshotManager:
+class SnapshotManager(_SnapshotWork):
     """Take and store a host's snapshot (the baseline), read parts of it, or remove it."""
-
-    def __init__(self, path: str, runner: Runner, *, check_mode: bool = False, workers: int = 0, trust_stat: bool = True,
-                 diff: bool = True) -> None:
-        if not os.path.isabs(path):
-            raise InvalidInputError(f"path {path!r} must be absolute")
-        self.path = path
-        self.runner = runner
-        self.diff = diff
-        self.check_mode = check_mode
-        self.workers = workers
-        self.trust_stat = trust_stat
 
     def present(self, config: dict[str, t.Any], overwrite: bool = True, return_snapshot: bool = False) -> dict[str, t.Any]:
         notes = []
@@ -582,7 +582,7 @@ class SnapshotManager:
                     raise DriftError(f"{exc.msg}; set overwrite: true to replace it with a new snapshot") from exc
                 previous = None
                 notes.append(f"replaced an unusable snapshot: {exc.msg}")
-            doc = take_snapshot(config, self.runner, previous=previous, workers=self.workers, trust_stat=self.trust_stat)
+            doc = self._take(config, previous)
             drift: dict[str, t.Any] = {}
             if previous is None:
                 changed = True

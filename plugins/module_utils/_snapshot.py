@@ -44,6 +44,8 @@ FORMAT = "sre.ops.snapshot"
 FORMAT_VERSION = 1
 DEFAULT_DIR = "/var/lib/sre-ops/drift"
 DEFAULT_PATH = DEFAULT_DIR + "/baseline.json.gz"
+# The options of every module that scans files (documented in the sre.ops._snapshot doc fragment).
+SCAN_SPEC = {"workers": {"type": "int", "default": 0}, "trust_stat": {"type": "bool", "default": True}}
 DEFAULT_FILES = [{"path": "/etc"}, {"path": "/usr/local/bin"}, {"path": "/usr/local/sbin"}]
 FACETS = ("files", "packages", "services", "sysctl", "listening", "users", "groups", "cron", "mounts", "kernel_modules")
 

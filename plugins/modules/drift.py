@@ -25,6 +25,7 @@ author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
   - sre.ops._attributes
+  - sre.ops._snapshot
 attributes:
   check_mode:
     support: full
@@ -91,14 +92,6 @@ options:
     description: At most this many items per facet in RV(facets) (unexpected first); RV(counts) stays exact.
     type: int
     default: 500
-  workers:
-    description: Worker processes for scanning files. V(0) uses one per core, at most 8.
-    type: int
-    default: 0
-  trust_stat:
-    description: Reuse the baseline's sha256 of files whose inode, size, mtime and ctime have not changed.
-    type: bool
-    default: true
 seealso:
   - module: sre.ops.host_snapshot
   - module: sre.ops.drift_report
@@ -195,7 +188,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sre.ops.plugins.module_utils._drift import DriftManager
 from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._host_facets import ModuleRunner
-from ansible_collections.sre.ops.plugins.module_utils._snapshot import DEFAULT_PATH
+from ansible_collections.sre.ops.plugins.module_utils._snapshot import DEFAULT_PATH, SCAN_SPEC
 
 
 def main() -> None:
@@ -212,8 +205,7 @@ def main() -> None:
             "host_name": {"type": "str"},
             "host_groups": {"type": "list", "elements": "str", "default": []},
             "max_items": {"type": "int", "default": 500},
-            "workers": {"type": "int", "default": 0},
-            "trust_stat": {"type": "bool", "default": True},
+            **SCAN_SPEC,
         },
         required_if=[("state", "accepted", ["reason"])],
         supports_check_mode=True,

@@ -28,6 +28,7 @@ author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:
   - sre.ops._attributes
+  - sre.ops._snapshot
 attributes:
   check_mode:
     support: full
@@ -122,15 +123,6 @@ options:
     description: Return the whole snapshot in RV(snapshot) (large for big trees).
     type: bool
     default: false
-  workers:
-    description: Worker processes for scanning and hashing. V(0) uses one per core, at most 8. V(1) scans in the module's process.
-    type: int
-    default: 0
-  trust_stat:
-    description:
-      - Reuse the stored sha256 of files whose inode, size, mtime and ctime have not changed. V(false) re-hashes every file.
-    type: bool
-    default: true
 seealso:
   - module: sre.ops.drift
   - module: sre.ops.host_snapshot_info
@@ -224,7 +216,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sre.ops.plugins.module_utils._drift import SnapshotManager
 from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._host_facets import ModuleRunner
-from ansible_collections.sre.ops.plugins.module_utils._snapshot import DEFAULT_FILES, DEFAULT_PATH, FACETS, make_config
+from ansible_collections.sre.ops.plugins.module_utils._snapshot import DEFAULT_FILES, DEFAULT_PATH, FACETS, SCAN_SPEC, make_config
 
 
 def main() -> None:
@@ -244,8 +236,7 @@ def main() -> None:
             "listening_owned_only": {"type": "bool", "default": False},
             "overwrite": {"type": "bool", "default": True},
             "return_snapshot": {"type": "bool", "default": False},
-            "workers": {"type": "int", "default": 0},
-            "trust_stat": {"type": "bool", "default": True},
+            **SCAN_SPEC,
         },
         supports_check_mode=True,
     )

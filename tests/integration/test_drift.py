@@ -178,11 +178,13 @@ def scenario(tmp_path_factory):
         # a deploy between the baseline and the check, and the fleet compared with its majority
         s.play("compare", [release_play("v2", "drift-a"), s.drift("compare", "compare")], report="compare")
         s.fingerprints["before-check"] = s.fingerprint()
-        s.play("check", [s.drift("check", "check")], "--check", "--diff", report="check")
-        s.fingerprints["after-check"] = s.fingerprint()
         reason = ["-e", json.dumps({"drift_accept_reason": "CHG-14 reviewed in the drift test"})]
-        s.play("accept-preview", [s.drift("accept-preview", "accept")], "--check", "--diff", *reason, report="accept-preview")
-        s.fingerprints["after-accept-preview"] = s.fingerprint()
+        # one check-mode run: the accept preview, then the scheduled check (which fails the drifted hosts last)
+        s.play("preview", [s.drift("accept-preview", "accept"), s.drift("check", "check")], "--check", "--diff", *reason)
+        for label in ("accept-preview", "check"):
+            with open(os.path.join(s.tmp, label, "drift-report.json"), encoding="utf-8") as handle:
+                s.reports[label] = json.load(handle)
+        s.fingerprints["after-check"] = s.fingerprint()
         s.play("accept", [s.drift("accept", "accept")], *reason, report="accept")
         s.fingerprints["after-accept"] = s.fingerprint()
         s.play("after", [s.drift("again", "accept"), s.drift("after", "check")], *reason)
@@ -263,12 +265,12 @@ def test_unreadable_and_odd_files_are_reported_not_fatal(scenario):
     assert issues["symlink_loop"] >= 1 and issues["non_utf8_name"] >= 1 and issues["special"] >= 1
 
 
-def test_check_run_fails_the_hosts_with_unexpected_drift_and_writes_nothing(scenario):
-    run, _seconds = scenario.runs["check"]
+def test_check_mode_runs_fail_the_hosts_with_unexpected_drift_and_write_nothing(scenario):
+    run, _seconds = scenario.runs["preview"]
     assert run.rc == 2, run.output
     assert {h: c["failed"] for h, c in run.recap.items()} == {h: 1 for h in NAMES}
-    assert all(run.changed()[h] for h in NAMES)
-    assert "[files] /srv/drift/suid" in run.output, "--diff shows the drift"
+    assert all(run.changed()[h] >= 2 for h in NAMES), "both the accept preview and the check report drift as changed"
+    assert "[files] /srv/drift/suid" in run.output and "[users] drifttest" in run.output, "--diff shows the drift"
     assert scenario.fingerprints["after-check"] == scenario.fingerprints["before-check"]
 
 
@@ -289,13 +291,12 @@ def test_majority_comparison_names_the_odd_host(scenario):
 
 
 def test_accept_previews_under_check_diff_then_applies_then_nothing_is_left(scenario):
-    preview, _s = scenario.runs["accept-preview"]
-    assert preview.rc == 0, preview.output
-    assert all(preview.changed()[h] for h in NAMES) and "[users] drifttest" in preview.output
-    assert scenario.fingerprints["after-accept-preview"] == scenario.fingerprints["after-check"]
+    preview = scenario.reports["accept-preview"]
+    assert preview["mode"].startswith("accept (check mode") and preview["counts"] == scenario.reports["check"]["counts"]
+    assert preview["hosts"]["drifted"] == sorted(NAMES)
     accept, _s = scenario.runs["accept"]
     assert accept.rc == 0 and all(accept.changed()[h] for h in NAMES), accept.output
-    assert scenario.fingerprints["after-accept"] != scenario.fingerprints["after-accept-preview"]
+    assert scenario.fingerprints["after-accept"] != scenario.fingerprints["after-check"]
     assert scenario.reports["accept"]["counts"]["total"] == scenario.reports["check"]["counts"]["total"]
     after, _s = scenario.runs["after"]
     assert after.rc == 0, after.output
