@@ -393,7 +393,7 @@ def _pseudo_mounts(mountinfo: str = "/proc/self/mountinfo") -> set[str]:
     return {m["mount_point"] for m in mounts if m["fstype"] in PSEUDO_FILESYSTEMS}
 
 
-def _units(rules: list[dict[str, t.Any]], dir_roots: list[tuple[str, int]], target: int) -> list[tuple[str, int, bool]]:
+def _units(dir_roots: list[tuple[str, int]], target: int) -> list[tuple[str, int, bool]]:
     """Split the trees into units of work: expand level by level until there are enough for the workers."""
     units: list[tuple[str, int, bool]] = []
     frontier = list(dir_roots)
@@ -509,7 +509,7 @@ def scan_files(rules: list[dict[str, t.Any]], previous: dict[str, t.Any] | None 
                 _SCAN["root_dev"][index] = info.st_dev
             dir_roots.append((path, index))
     count = worker_count(workers)
-    units = _units(rules, dir_roots, count * 8) if count > 1 else [(p, i, True) for p, i in dir_roots]
+    units = _units(dir_roots, count * 8) if count > 1 else [(p, i, True) for p, i in dir_roots]
     results, note = _run_units(units, count)
     dirs: dict[str, dict[str, t.Any]] = {}
     for found, unit_issues in results:
