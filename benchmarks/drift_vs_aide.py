@@ -56,7 +56,7 @@ def content(index: int, generation: int = 0) -> bytes:
 
 def ensure_tree(tree: str) -> None:
     marker = tree.rstrip("/") + ".sre-ops-bench.json"
-    expected = {"layout": LAYOUT, "version": 1}
+    expected = {"layout": list(LAYOUT), "version": 1}
     try:
         with open(marker, encoding="utf-8") as handle:
             if json.load(handle) == expected and os.path.isdir(tree):

@@ -187,8 +187,9 @@ def test_unchanged_files_are_not_reread_but_a_content_change_with_mtime_restored
         handle.write(b"HELLO")  # same size
     os.utime(motd, ns=(before.st_atime_ns, before.st_mtime_ns))  # touch -r: mtime restored, ctime moves on
     hashed = []
-    real = snap._hash_file
-    monkeypatch.setattr(snap, "_hash_file", lambda path, *a: hashed.append(path) or real(path, *a))
+    real_quick, real_full = snap._quick_entry, snap._hash_file
+    monkeypatch.setattr(snap, "_quick_entry", lambda name, path, *a: hashed.append(path) or real_quick(name, path, *a))
+    monkeypatch.setattr(snap, "_hash_file", lambda path, *a: hashed.append(path) or real_full(path, *a))
     second = snap.scan_files(rules(str(tree)), previous=first, previous_started_ns=FUTURE, workers=1)
     found = entries(second)
     assert hashed == [str(motd)]
@@ -374,3 +375,15 @@ def test_the_lock_serializes_read_decide_write(tmp_path):
         worker.join(60)
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert counter.read_text() == "600"
+
+
+def test_the_quick_path_for_small_files_records_what_the_general_path_does(tree, monkeypatch):
+    quick = snap.scan_files(rules(str(tree)), workers=1)
+    monkeypatch.setattr(snap, "_quick_entry", lambda *args: None)
+    general = snap.scan_files(rules(str(tree)), workers=1)
+    assert {d: i["entries"] for d, i in quick["dirs"].items()} == {d: i["entries"] for d, i in general["dirs"].items()}
+    # a file that changes size between the listing and the read is left to the general path
+    real_read = os.read
+    monkeypatch.undo()
+    monkeypatch.setattr(snap.os, "read", lambda fd, n: real_read(fd, n) + b"grown")
+    assert snap._quick_entry("motd", str(tree / "motd"), os.lstat(tree / "motd"), snap._OPEN_FLAGS) is None
