@@ -15,7 +15,7 @@ snapshots of the tree: two identical, one with 1 changed file, one with the 1,00
 three rounds of sre.ops.drift_compare, each round a real host_snapshot_info process whose stdout is counted.
 
 Usage (root, from the installed collection, the venv on PATH):
-  python benchmarks/drift_vs_aide.py [--tree /work/wt/drift-bench-tree] [--aide-workers 1 2] [--skip-aide]
+  python benchmarks/drift_vs_aide.py [--tree /var/tmp/sre-ops-drift-bench-tree] [--aide-workers 1 2] [--skip-aide]
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def row(label: str, ours: dict, theirs: dict | None, target: float | None) -> st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--tree", default="/work/wt/drift-bench-tree", help="where the generated tree lives (outside the repository)")
+    parser.add_argument("--tree", default="/var/tmp/sre-ops-drift-bench-tree", help="where the generated tree lives (outside the repository)")
     parser.add_argument("--aide-workers", type=int, nargs="+", default=[1, 2], help="AIDE num_workers settings to measure")
     parser.add_argument("--changes", type=int, default=1000)
     parser.add_argument("--skip-aide", action="store_true")
