@@ -1,11 +1,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Drift detection on a fleet of its own: baseline, real drift of every kind, a release in between, waivers,
-the fleet compared with its majority, accept previewed and applied, then no drift.
+"""Drift detection on a fleet of its own: baseline, real drift of every kind, a rolling deploy with the
+sre.ops.deploy role in between, waivers, the fleet compared with its majority, accept previewed and applied, then
+no drift.
 
-The scenario runs once (six ansible-playbook runs) with an inventory of its own (names unlike the hosts' own
-names, so waivers and reports are shown to use inventory names), and the tests assert on what it produced.
+The scenario runs once (seven ansible-playbook runs). The drift runs use an inventory of their own (names unlike the
+hosts' own names, so waivers and reports are shown to use inventory names); the demo release and the deploy use the
+fleet's inventory, as a user's deploy job would. The tests assert on what the scenario produced.
 Drift is induced only in per-host private paths (/srv, /root, the /etc overlay); snapshots live under
 /var/backups because /var/lib is shared by every fleet host.
 """
@@ -20,18 +22,19 @@ import pytest
 
 from sreops_fleet import port_busy
 
-from .conftest import make_fleet, run_playbook, ssh
+from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet, run_playbook, ssh
 
 pytestmark = pytest.mark.fleet
 
 NAMES = {"drift-a": "web1", "drift-b": "web2", "drift-c": "web3", "drift-d": "web4"}
 PORT = 9414
 STATE = "/var/backups/sre-ops"
+DEPLOY_VARS = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "demo-fleet.yml")
 # Everything private to a host that the modules could write (the shared lower /etc may change under other tests).
 FINGERPRINT = f"find {STATE} /srv -xdev -printf '%p %y %m %U %G %s %T@ %C@ %l\\n' 2>/dev/null | sort | sha256sum"
 SETUP = r"""
 set -e
-mkdir -p /srv/drift/bin /srv/drift/log /srv/src/v1 /srv/src/v2
+mkdir -p /srv/drift/bin /srv/drift/log
 printf 'hello world\n' > /srv/drift/motd
 printf 'setting=1\n' > /srv/drift/app.conf
 printf '#!/bin/sh\necho tool\n' > /srv/drift/bin/tool
@@ -42,8 +45,6 @@ for f in waived.conf expired.conf policy.conf split.conf; do printf 'A\n' > /srv
 mkfifo /srv/drift/fifo
 ln -s loop /srv/drift/loop
 touch "$(printf '/srv/drift/bad\377name')"
-echo v1 > /srv/src/v1/VERSION
-echo v2 > /srv/src/v2/VERSION
 """
 INDUCE = {
     # content change with the mtime (and size) restored, mode and owner change, a log that only grew
@@ -94,11 +95,6 @@ waivers:
 """
 
 
-def release_play(release: str, hosts: str) -> dict:
-    return {"name": f"Activate {release}", "hosts": hosts, "gather_facts": False, "tasks": [
-        {"name": "Release", "sre.ops.release": {"path": "/srv/app", "release": release, "src": f"/srv/src/{release}"}}]}
-
-
 class Scenario:
     def __init__(self, fleet, tmp):
         self.fleet = fleet
@@ -133,7 +129,8 @@ class Scenario:
                 ],
                 "drift_listening_owned_only": True,
                 "drift_waivers_file": self.waivers,
-                "drift_compare_ignore": [{"facet": "sysctl", "key": "kernel.hostname"}, {"facet": "mounts"}, {"facet": "listening", "key": "tcp/*:22"}],
+                "drift_compare_ignore": [{"facet": "sysctl", "key": "kernel.hostname"}, {"facet": "mounts"},
+                                         {"facet": "listening", "key": "tcp/*:22"}, {"facet": "listening", "key": "tcp/*:8080"}],
             }, handle)
 
     def play(self, label: str, plays: list, *flags: str, report: str | None = None) -> object:
@@ -157,14 +154,15 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scenario(tmp_path_factory, releases_dir):
     fleet = make_fleet("drift", "127.0.32.10")
     fleet.up()
     try:
         s = Scenario(fleet, str(tmp_path_factory.mktemp("drift")))
         for host in NAMES.values():
             assert ssh(fleet, host, SETUP).returncode == 0
-        run = s.play("baseline", [release_play("v1", "edge"), s.drift("baseline", "baseline")])
+        deploy_demo(fleet, releases_dir, "v1")  # the application runs v1 (plain tasks, no release ledger yet)
+        run = s.play("baseline", [s.drift("baseline", "baseline")])
         assert run.rc == 0, run.output
         for host, script in INDUCE.items():
             proc = ssh(fleet, host, script.format(address=s.addresses["web3"], port=PORT))
@@ -173,8 +171,16 @@ def scenario(tmp_path_factory):
         while not port_busy(s.addresses["web3"], PORT):
             assert time.monotonic() < deadline, "the test listener on web3 did not start"
             time.sleep(0.05)
-        # a deploy between the baseline and the check, and the fleet compared with its majority
-        s.play("compare", [release_play("v2", "drift-a"), s.drift("compare", "compare")], report="compare")
+        # a rolling deploy of v2 between the baseline and the check, then the fleet compared with its majority
+        started = time.monotonic()
+        s.runs["deploy"] = (run_playbook(
+            fleet, "sre.ops.deploy", "-e", f"@{DEPLOY_VARS}", "-e", f"deploy_artifact={releases_dir}/demo-app-v2.tar.gz",
+            "-e", "deploy_release=v2", "-e", "deploy_strategy=rolling", "-e", f"deploy_report_dir={s.tmp}/deploy",
+            # one wave of every host: what matters here is the ledger it leaves, not the ramp (tested in test_deploy)
+            "-e", json.dumps({"deploy_min_ready": "0", "deploy_batches": ["100%"]})),
+            round(time.monotonic() - started, 1))
+        assert s.runs["deploy"][0].rc == 0, s.runs["deploy"][0].output
+        s.play("compare", [s.drift("compare", "compare")], report="compare")
         s.fingerprints["before-check"] = s.fingerprint()
         reason = ["-e", json.dumps({"drift_accept_reason": "CHG-14 reviewed in the drift test"})]
         # one check-mode run: the accept preview, then the scheduled check (which fails the drifted hosts last)
@@ -199,12 +205,12 @@ def changes(report: dict) -> dict[tuple[str, str, str], dict]:
     return {(g["facet"], g["change"], g["key"]): g for g in report["changes"]}
 
 
-def test_baseline_and_the_release_before_it(scenario):
+def test_baseline_then_the_deploy(scenario):
     run, _seconds = scenario.runs["baseline"]
     assert set(run.changed()) == set(NAMES) and all(run.changed().values()), run.output
-    for name, host in NAMES.items():
+    for host in NAMES.values():
         listing = ssh(scenario.fleet, host, f"ls -l {STATE}/baseline.json.gz; readlink /srv/app/current").stdout
-        assert listing.startswith("-rw------- 1 root root") and listing.endswith("releases/v2\n" if name == "drift-a" else "releases/v1\n")
+        assert listing.startswith("-rw------- 1 root root") and listing.endswith("releases/v2\n"), listing
 
 
 def test_every_kind_of_drift_is_found_and_classed(scenario):
@@ -238,19 +244,19 @@ def test_every_kind_of_drift_is_found_and_classed(scenario):
     assert policy["hosts"] == ["drift-a", "drift-b", "drift-c"] and policy["class"] == "unexpected"
 
 
-def test_the_release_is_intentional_and_waivers_apply(scenario):
+def test_the_deploy_is_intentional_and_waivers_apply(scenario):
     report = scenario.reports["check"]
     app = [g for g in report["changes"] if g["key"].startswith("/srv/app")]
-    assert app and all(g["class"] == "intentional" and g["hosts"] == ["drift-a"] for g in app)
+    assert app and all(g["class"] == "intentional" for g in app)
     assert {g["release"]["release"] for g in app} == {"v2"}
-    assert any(g["key"] == "/srv/app/current" and g["change"] == "changed" for g in app)
+    assert {h for g in app if g["key"] == "/srv/app/current" and g["change"] == "changed" for h in g["hosts"]} == set(NAMES)
     waived = changes(report)[("files", "changed", "/srv/drift/waived.conf")]
     assert waived["class"] == "waived" and waived["hosts"] == ["drift-d"] and waived["waiver"]["id"] == "vendor-rewrite"
     expired = changes(report)[("files", "changed", "/srv/drift/expired.conf")]
     assert expired["class"] == "unexpected" and expired["expired_waiver"] == "old-exception"
     assert [(w["id"], w["hosts"]) for w in report["expired_waivers"]] == [("old-exception", ["drift-d"])]
     counts = report["hosts"]["counts"]
-    assert counts["drift-a"]["intentional"] == len(app) and counts["drift-d"]["waived"] == 1
+    assert all(counts[h]["intentional"] == sum(h in g["hosts"] for g in app) for h in NAMES) and counts["drift-d"]["waived"] == 1
     assert report["hosts"]["unexpected"] == sorted(NAMES)
     with open(os.path.join(scenario.tmp, "check", "drift-report.md"), encoding="utf-8") as handle:
         markdown = handle.read()
