@@ -195,6 +195,23 @@ def _tail(handle: t.Any, limit: int = 2000) -> str:
     return text[-limit:].strip()
 
 
+def interrupt(proc: subprocess.Popen, grace: float = 60.0) -> None:
+    """SIGINT, once a second (restic then removes its lock and writes no snapshot); SIGKILL after grace seconds.
+
+    Repeated because a process that is still starting may not have its handler in place for the first one.
+    """
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=1.0)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    proc.wait()
+
+
 def stream_into_restic(repo: Repository, producer: subprocess.Popen | None, source_file: str | None, args: list[str]) -> tuple[str, str, int, bool]:
     """Feed restic's stdin from a producer process (or a file).
 
@@ -219,7 +236,7 @@ def stream_into_restic(repo: Repository, producer: subprocess.Popen | None, sour
                 reader.close()
                 # An empty dump is a failed dump (pg_dump has been known to exit 0 after a refused login).
                 if (producer.wait() != 0 or relayed == 0) and restic.poll() is None:
-                    restic.send_signal(signal.SIGINT)
+                    interrupt(restic)
                     interrupted = True
             if not interrupted:
                 try:

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -72,6 +73,16 @@ class Completed:
     duration: float
 
 
+def default_signals() -> None:
+    """In a child before exec: SIGINT and SIGTERM back to their defaults.
+
+    A module may be started with SIGINT ignored (a background job of a non-interactive shell); a child that
+    inherited that would ignore the SIGINT that tells restic to stop cleanly, removing its lock.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class Runner:
     """Runs commands for the restic code. Tests pass an object with the same methods."""
 
@@ -81,7 +92,7 @@ class Runner:
         try:
             proc = subprocess.run(
                 argv, env=env, input=data, stdin=None if data is not None else subprocess.DEVNULL,
-                capture_output=True, timeout=timeout, cwd=cwd, check=False,
+                capture_output=True, timeout=timeout, cwd=cwd, check=False, preexec_fn=default_signals,
             )
         except FileNotFoundError as exc:
             raise ResticError(f"cannot run {argv[0]}: it is not installed or not on PATH") from exc
@@ -98,7 +109,8 @@ class Runner:
         if user:
             kwargs = {"user": user, "group": _primary_group(user), "extra_groups": []}
         try:
-            return subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, **kwargs)  # pylint: disable=consider-using-with
+            return subprocess.Popen(  # pylint: disable=consider-using-with
+                argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, preexec_fn=default_signals, **kwargs)
         except FileNotFoundError as exc:
             raise ResticError(f"cannot run {argv[0]}: it is not installed or not on PATH") from exc
         except (KeyError, PermissionError) as exc:
@@ -262,9 +274,9 @@ class Lock:
         return f"{kind} lock {self.id[:8]} held by PID {self.pid} on {self.hostname} ({self.username or '?'}) since {self.time}"
 
 
-def stale_on_this_host(lock: Lock, hostname: str, alive: t.Callable[[int], bool] = pid_alive) -> bool:
+def stale_on_this_host(lock: Lock, hostname: str, alive: t.Callable[[int], bool] | None = None) -> bool:
     """A lock is ours to remove only when it was taken on this host and its process is gone."""
-    return lock.hostname == hostname and not alive(lock.pid)
+    return lock.hostname == hostname and not (alive or pid_alive)(lock.pid)
 
 
 class Repository:

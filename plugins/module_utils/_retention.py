@@ -94,9 +94,10 @@ def refusals(groups: list[dict[str, t.Any]], allow_remove_all: bool, allow_remov
     problems = []
     for group in groups:
         label = f"host {group['host'] or '*'}, paths {','.join(group['paths']) or '*'}, tags {','.join(group['tags']) or '-'}"
-        if group["remove"] and not group["keep"] and not allow_remove_all:
-            problems.append(f"the policy removes every snapshot of group ({label}); set allow_remove_all=true if that is meant")
-            continue
+        if group["remove"] and not group["keep"]:
+            if not allow_remove_all:
+                problems.append(f"the policy removes every snapshot of group ({label}); set allow_remove_all=true if that is meant")
+            continue  # removing everything was allowed, the newest snapshot included
         everything = group["keep"] + group["remove"]
         newest = max(everything, key=lambda s: parse_time_ns(s["time"])) if everything else None
         if newest and any(s["id"] == newest["id"] for s in group["remove"]) and not allow_remove_newest:
