@@ -296,8 +296,11 @@ class BackupManager:
         self.name = name
         self.clock = clock
         self.notes: list[str] = []
-        if bool(self.paths) == bool(database):
-            raise InvalidInputError("give either paths or database")
+        self.init_only = not self.paths and not database
+        if self.paths and database:
+            raise InvalidInputError("give either paths or database, not both")
+        if self.init_only and not init:
+            raise InvalidInputError("give paths or database (or only init=true, to initialise the repository without a backup)")
         if database:
             self._check_database(database)
         if metrics_dir and not name:
@@ -319,7 +322,7 @@ class BackupManager:
 
     def source_paths(self) -> list[str]:
         """The paths restic records in the snapshot (stdin sources are recorded as /<file name>)."""
-        if self.paths:
+        if self.paths or not self.database:
             return self.paths
         db = self.database or {}
         if db["type"] == "sqlite":
@@ -350,6 +353,8 @@ class BackupManager:
             exists = os.path.isfile(os.path.join(local, "config"))
             if not exists and os.path.isdir(local) and os.listdir(local) and not self.check_mode:
                 raise BackupError(f"{local} exists, is not empty and is not a restic repository; refusing to initialise it")
+        if self.init_only:
+            return self._init_only(exists)
 
         latest = None
         if self.min_interval is not None and exists is not False:
@@ -385,7 +390,7 @@ class BackupManager:
 
         initialised = False
         if exists is False:
-            self.repo.init(self._init_args())
+            self._init()
             initialised = True
             exists = True
         try:
@@ -395,13 +400,52 @@ class BackupManager:
                 raise
             if self.check_mode:
                 return self._would_init()
-            self.repo.init(self._init_args())
+            self._init()
             initialised = True
             summary, partial = self._backup_with_marker()
         return self._result(summary, partial, initialised, started)
 
-    def _init_args(self) -> list[str]:
-        return ["--repository-version", "2"]
+    def _init(self) -> None:
+        """Initialise the repository, safely against another host initialising it at the same moment.
+
+        restic 0.14 writes a new key before it finds out the config exists, so two concurrent inits leave a key
+        that opens with the password but not the repository. A local repository is therefore initialised in a
+        temporary directory and renamed into place (the loser's rename fails and it discards its copy); a remote
+        one cannot be, so losing that race is reported with the repair.
+        """
+        local = self.repo.local_path
+        if local is not None:
+            self._init_local(os.path.abspath(local))
+            return
+        try:
+            self.repo.init(["--repository-version", "2"])
+        except ResticError as exc:
+            completed = exc.details.get("completed")
+            if completed is None or "config file already exists" not in completed.stderr:
+                raise
+            raise BackupError(
+                f"another host initialised {self.repo.display} at the same moment. restic then leaves the key this host created in the "
+                "repository's keys/, where it opens with the password but not the repository, so some restic runs fail with "
+                f"'config or key ... is damaged'. Remove it ('restic key list' shows it, created by {self.repo.hostname} just now; "
+                "'restic key remove ID'), and initialise a shared repository from one host first (the sre.ops.backup role does)") from exc
+
+    def _init_local(self, path: str) -> None:
+        parent, name = os.path.split(path)
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{name}.init-", dir=parent)
+        try:
+            twin = Repository(staging, runner=self.repo.runner, password=self.repo.password, password_file=self.repo.password_file,
+                              options=self.repo.options, binary=self.repo.binary, cache_dir=self.repo.cache_dir,
+                              environment=self.repo.environment, hostname=self.repo.hostname)
+            twin.init(["--repository-version", "2"])
+            try:
+                os.rename(staging, path)  # replaces an empty directory, fails on a repository someone else put there
+            except OSError as exc:
+                if not os.path.isfile(os.path.join(path, "config")):
+                    raise BackupError(f"cannot put the new repository at {path}: {exc.strerror}") from exc
+                self.notes.append("another run initialised the repository at the same moment; using that one")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def _global_args(self) -> list[str]:
         args = []
@@ -507,6 +551,17 @@ class BackupManager:
         result["notes"].append("the repository does not exist yet; a real run initialises it and takes the first snapshot")
         return result
 
+    def _init_only(self, exists: bool | None) -> dict[str, t.Any]:
+        if exists is None:
+            exists = self.repo.exists()
+        result = self._base()
+        result.update(changed=not exists, initialised=not exists, snapshot_id=None)
+        if not exists:
+            result["diff"] = {"before": {"repository": None}, "after": {"repository": self.repo.display}}
+            if not self.check_mode:
+                self._init()
+        return result
+
     def _unpreviewable(self, why: str) -> dict[str, t.Any]:
         result = self._base()
         result.update(changed=True, snapshot_id=None)
@@ -578,3 +633,37 @@ def database_argument_spec(restore: bool = False) -> dict[str, t.Any]:
     else:
         spec.update({"dump_command": {"type": "path"}, "dump_extra_args": {"type": "list", "elements": "str", "default": []}})
     return spec
+
+
+# ----- the scheduled job -------------------------------------------------------------------------------
+def run_job(config_path: str, runner: t.Any = None) -> tuple[int, dict[str, t.Any]]:
+    """What the sre.ops.backup role's timer or cron entry runs: the same backup (and retention) as the modules.
+
+    The job file is JSON written by the role: repository options, the backup options of sre.ops.backup and
+    an optional "retention" policy of sre.ops.backup_retention. Returns (exit status, result).
+    """
+    from ansible_collections.sre.ops.plugins.module_utils._restic import repository_from_params  # pylint: disable=import-outside-toplevel
+    from ansible_collections.sre.ops.plugins.module_utils._retention import RetentionManager  # pylint: disable=import-outside-toplevel
+
+    with open(config_path, encoding="utf-8") as handle:
+        job = json.load(handle)
+    manager = None
+    try:
+        repo = repository_from_params(job, runner=runner)
+        manager = BackupManager(
+            repo, paths=job.get("paths") or None, database=job.get("database") or None, exclude=job.get("exclude"),
+            exclude_file=job.get("exclude_file"), one_file_system=bool(job.get("one_file_system")), tags=job.get("tags"),
+            host=job.get("host"), min_interval=job.get("min_interval"), init=bool(job.get("init")), compression=job.get("compression"),
+            pack_size=job.get("pack_size"), metrics_dir=job.get("metrics_dir"), name=job.get("name"),
+        )
+        result = manager.run()
+        policy = job.get("retention") or {}
+        if policy:
+            result["retention"] = RetentionManager(
+                repo, policy=policy, host=manager.host, tags=manager.tags, paths=manager.source_paths(), prune=bool(job.get("prune")),
+            ).run()
+        return 0, result
+    except SreOpsError as exc:
+        if manager is not None and not isinstance(exc, InvalidInputError):
+            manager.record_failure()
+        return 1, {"failed": True, "msg": exc.msg}

@@ -17,7 +17,10 @@ description:
     refuses the login), restic is interrupted first, so it writes no snapshot, and the task fails naming the dump tool's error.
   - With O(min_interval) (the RPO guard), a run within that interval of the newest matching snapshot (same host, tags and
     paths) takes no new snapshot and reports V(ok), so a playbook rerun is idempotent. Without it every run adds a snapshot.
-  - With O(init=true) a missing repository is initialised (repository format 2, which compresses).
+  - With O(init=true) a missing repository is initialised (repository format 2, which compresses). restic cannot
+    initialise one repository from several hosts at the same moment (the loser leaves a key that does not open it), so
+    a local repository is initialised in a temporary directory and renamed into place, and a shared remote repository
+    should be initialised from one host first - O(init=true) without O(paths) or O(database) does only that.
   - A run killed at any moment (C(SIGKILL), power loss) leaves the repository consistent (restic writes data, then index,
     then snapshot); the next run on the same host notices the killed run and removes its stale lock, saying so in
     RV(stale_locks_removed) and RV(notes).
@@ -43,7 +46,9 @@ attributes:
       - Idempotent with O(min_interval); without it every run takes a new snapshot.
 options:
   paths:
-    description: Files and directories to back up (absolute paths on the managed host). Give this or O(database).
+    description:
+      - Files and directories to back up (absolute paths on the managed host). Give this or O(database), or neither with
+        O(init=true) to only initialise the repository (what the role does, one host at a time, for a shared repository).
     type: list
     elements: path
   exclude:
@@ -305,7 +310,7 @@ def main() -> None:
             "metrics_dir": {"type": "path"},
         },
         mutually_exclusive=[("paths", "database"), *REPOSITORY_MUTUALLY_EXCLUSIVE],
-        required_one_of=[("paths", "database"), *REPOSITORY_REQUIRED_ONE_OF],
+        required_one_of=REPOSITORY_REQUIRED_ONE_OF,
         required_by={"metrics_dir": ("name",)},
         supports_check_mode=True,
     )

@@ -77,12 +77,65 @@ def test_missing_repository_in_check_mode_reports_init_without_writing(tmp_path)
     assert result["changed"] and result["initialised"] and not os.path.exists(tmp_path / "repo")
 
 
-def test_init_then_backup(tmp_path):
+def fake_init(argv):
+    with open(os.path.join(os.environ["RESTIC_REPOSITORY_SEEN"], "config"), "w", encoding="utf-8") as handle:
+        handle.write("x")
+    return 0, "", ""
+
+
+def test_init_then_backup_in_a_directory_renamed_into_place(tmp_path, monkeypatch):
     stdout, _err = fixture("backup-initial")
-    runner = FakeRunner().add("init").add("backup", stdout=stdout)
+    runner = FakeRunner().add("backup", stdout=stdout)
+    runner.script.insert(0, (lambda argv: "init" in argv, lambda argv: fake_init(argv)))
+    original = runner.run
+
+    def run(argv, env=None, **kwargs):
+        os.environ["RESTIC_REPOSITORY_SEEN"] = (env or {}).get("RESTIC_REPOSITORY", "")
+        return original(argv, env=env, **kwargs)
+
+    monkeypatch.setattr(runner, "run", run)
     result = manager(runner, tmp_path, init=True).run()
     assert runner.commands() == ["init", "backup"] and result["initialised"]
     assert runner.calls[0][-2:] == ["--repository-version", "2"]
+    assert runner.envs[0]["RESTIC_REPOSITORY"] != str(tmp_path / "repo"), "initialised elsewhere, then renamed"
+    assert (tmp_path / "repo" / "config").exists()
+    assert sorted(os.listdir(tmp_path)) == ["markers", "repo"]
+
+
+def test_losing_an_init_race_on_a_local_repository_uses_the_winner(tmp_path, monkeypatch):
+    runner = FakeRunner()
+
+    def winner_appears(argv):
+        (tmp_path / "repo").mkdir()
+        (tmp_path / "repo" / "config").write_text("winner")
+        (tmp_path / "repo" / "keys").mkdir()
+        return 0, "", ""
+
+    runner.script.append((lambda argv: "init" in argv, winner_appears))
+    stdout, _err = fixture("backup-initial")
+    runner.add("backup", stdout=stdout)
+    result = manager(runner, tmp_path, init=True).run()
+    assert (tmp_path / "repo" / "config").read_text() == "winner"
+    assert any("initialised the repository at the same moment" in n for n in result["notes"])
+    assert sorted(os.listdir(tmp_path)) == ["markers", "repo"], "the losing copy is removed"
+
+
+def test_losing_an_init_race_on_a_remote_repository_explains_the_repair(tmp_path):
+    _out, missing = fixture("no-repository")
+    runner = FakeRunner().add("cat config", rc=1, stderr=missing)
+    runner.add("init", rc=1, stderr="Fatal: create repository at sftp:b:/r failed: config file already exists\n")
+    repo = Repository("sftp:b:/r", runner=runner, password="pw", hostname="web1")
+    with pytest.raises(BackupError, match="another host initialised sftp:b:/r at the same moment.*restic key remove"):
+        BackupManager(repo, init=True, marker_dir=str(tmp_path)).run()
+
+
+def test_init_only(tmp_path):
+    runner = FakeRunner()
+    runner.script.append((lambda argv: "init" in argv, lambda argv: (0, "", "")))
+    result = manager(runner, tmp_path, paths=None, init=True, check_mode=True).run()
+    assert result["changed"] and not runner.calls
+    existing_repo(tmp_path)
+    assert not manager(runner, tmp_path, paths=None, init=True).run()["changed"]
 
 
 def test_refuses_to_initialise_a_non_empty_directory(tmp_path):

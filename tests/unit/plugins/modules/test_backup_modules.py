@@ -25,7 +25,7 @@ def no_restic(monkeypatch):
 
 
 @pytest.mark.parametrize("module, args, message", [
-    (backup, {"repository": "/r", "password": "pw-secret-1"}, "one of the following is required: paths, database"),
+    (backup, {"repository": "/r", "password": "pw-secret-1"}, "give paths or database (or only init=true"),
     (backup, {"repository": "/r", "paths": ["/srv"]}, "one of the following is required: password, password_file"),
     (backup, {"repository": "/r", "password": "pw-secret-1", "password_file": "/p", "paths": ["/srv"]}, "mutually exclusive: password|password_file"),
     (backup, {"repository": "/r", "password": "pw-secret-1", "paths": ["/srv"], "database": {"type": "sqlite", "path": "/x.db"}},
