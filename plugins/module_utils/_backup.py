@@ -145,23 +145,34 @@ def dump_command(database: dict[str, t.Any], scratch: str) -> tuple[list[str], d
             env["PGPASSWORD"] = str(database["password"])
         return argv + extra, env, database.get("stdin_filename") or f"{name}.pgdump"
     command = database.get("dump_command") or shutil.which("mariadb-dump") or "mysqldump"
-    argv = [command]
-    if database.get("password") is not None:
-        # The password goes in an option file only the dump's user can read, never on the command line.
-        option_file = os.path.join(scratch, "client.cnf")
+    argv = [command, *mysql_option_file(database, scratch), "--single-transaction", "--quick", "--routines", "--triggers", "--events",
+            "--hex-blob", *mysql_connection(database)]
+    return argv + extra + [name], env, database.get("stdin_filename") or f"{name}.sql"
+
+
+def mysql_option_file(database: dict[str, t.Any], scratch: str) -> list[str]:
+    """The password in an option file only the client's user can read, never on the command line (must come first)."""
+    if database.get("password") is None:
+        return []
+    option_file = os.path.join(scratch, "client.cnf")
+    if not os.path.exists(option_file):
         fd = os.open(option_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("[client]\npassword=\"" + str(database["password"]).replace("\\", "\\\\").replace('"', '\\"') + "\"\n")
-        argv.append(f"--defaults-extra-file={option_file}")
-    argv += ["--single-transaction", "--quick", "--routines", "--triggers", "--events", "--hex-blob"]
+    return [f"--defaults-extra-file={option_file}"]
+
+
+def mysql_connection(database: dict[str, t.Any]) -> list[str]:
+    """Socket (a path) or host, port and user options of the MariaDB/MySQL client tools."""
+    args = []
     if database.get("host"):
         host = str(database["host"])
-        argv.append(f"--socket={host}" if host.startswith("/") else f"--host={host}")
+        args.append(f"--socket={host}" if host.startswith("/") else f"--host={host}")
     if database.get("port"):
-        argv.append(f"--port={database['port']}")
+        args.append(f"--port={database['port']}")
     if database.get("user"):
-        argv.append(f"--user={database['user']}")
-    return argv + extra + [name], env, database.get("stdin_filename") or f"{name}.sql"
+        args.append(f"--user={database['user']}")
+    return args
 
 
 def sqlite_copy(path: str, scratch: str) -> str:

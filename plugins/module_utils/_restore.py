@@ -32,7 +32,7 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.sre.ops.plugins.module_utils._backup import MARKER_DIR, inside, running_backups
+from ansible_collections.sre.ops.plugins.module_utils._backup import MARKER_DIR, inside, mysql_connection, mysql_option_file, running_backups
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import fsync_dir, read_json, write_json_atomic
 from ansible_collections.sre.ops.plugins.module_utils._metrics import drill_families, metrics_path, read_samples, render, write_textfile
@@ -477,22 +477,7 @@ def psql_argv(database: dict[str, t.Any], dbname: str, sql: str) -> list[str]:
 
 def mysql_argv(database: dict[str, t.Any], scratch: str, dbname: str | None, sql: str | None) -> list[str]:
     client = database.get("client_command") or shutil.which("mariadb") or "mysql"
-    argv = [client]
-    if database.get("password") is not None:
-        option_file = os.path.join(scratch, "client.cnf")
-        if not os.path.exists(option_file):
-            fd = os.open(option_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write("[client]\npassword=\"" + str(database["password"]).replace("\\", "\\\\").replace('"', '\\"') + "\"\n")
-        argv.append(f"--defaults-extra-file={option_file}")
-    argv += ["--batch", "--skip-column-names"]
-    if database.get("host"):
-        host = str(database["host"])
-        argv.append(f"--socket={host}" if host.startswith("/") else f"--host={host}")
-    if database.get("port"):
-        argv.append(f"--port={database['port']}")
-    if database.get("user"):
-        argv.append(f"--user={database['user']}")
+    argv = [client, *mysql_option_file(database, scratch), "--batch", "--skip-column-names", *mysql_connection(database)]
     if dbname:
         argv.append(f"--database={dbname}")
     if sql is not None:

@@ -20,7 +20,7 @@ import time
 import typing as t
 
 from ansible_collections.sre.ops.plugins.module_utils._errors import SreOpsError
-from ansible_collections.sre.ops.plugins.module_utils._restic import Completed, Repository, classify_failure, parse_time_ns, pid_alive
+from ansible_collections.sre.ops.plugins.module_utils._restic import Completed, Repository, ResticError, classify_failure, parse_time_ns, pid_alive
 from ansible_collections.sre.ops.plugins.module_utils._restore import restore_patterns, sha256_file
 
 
@@ -74,7 +74,13 @@ class VerifyManager:
             if not passed:
                 problems.append("restic check found errors: " + "; ".join(lines[-5:]))
         if self.sample_files > 0:
-            sample = self._sample()
+            try:
+                sample = self._sample()
+            except ResticError as exc:
+                if type(exc) is not ResticError:  # pylint: disable=unidiomatic-typecheck
+                    raise  # a password, lock or reachability problem, not a finding
+                sample = {"files": [], "error": exc.msg}
+                problems.append(f"the sample restore failed: {exc.msg}")
             result["sample"] = sample
             bad = [s for s in sample["files"] if not s["match"]]
             if bad:

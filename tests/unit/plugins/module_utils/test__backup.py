@@ -333,3 +333,48 @@ def test_an_empty_dump_is_refused(tmp_path, fake_restic):
     with pytest.raises(BackupError, match="it produced no output"):
         db_manager(tmp_path, binary, str(dump)).run()
     assert not log.exists()
+
+
+# ----- the scheduled job ---------------------------------------------------------------------------------------
+def test_the_scheduled_job_runs_backup_then_retention(tmp_path):
+    existing_repo(tmp_path)
+    job = {"repository": str(tmp_path / "repo"), "password": "pw", "paths": [str(tmp_path)], "tags": ["app"], "host": "web1",
+           "retention": {"keep_last": 3}, "prune": True, "name": "app", "metrics_dir": str(tmp_path / "metrics")}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    stdout, _err = fixture("backup-initial")
+    forget, _err = fixture("forget-dry-run")
+    runner = FakeRunner().add("backup", stdout=stdout).add("forget --dry-run", stdout=forget).add("forget").add("prune")
+    status, result = _backup.run_job(str(tmp_path / "job.json"), runner=runner)
+    assert status == 0 and result["files_new"] == 2 and len(result["retention"]["removed"]) == 3 and result["retention"]["pruned"]
+    argv = runner.calls[1]
+    assert argv[argv.index("--host") + 1] == "web1" and argv[argv.index("--tag") + 1] == "app" and argv[argv.index("--path") + 1] == str(tmp_path)
+    assert os.path.exists(tmp_path / "metrics" / "sreops_backup_app.prom")
+
+
+def test_the_scheduled_job_reports_failure_in_its_metrics(tmp_path):
+    existing_repo(tmp_path)
+    job = {"repository": str(tmp_path / "repo"), "password": "pw", "paths": [str(tmp_path)], "name": "app", "metrics_dir": str(tmp_path / "m")}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    _out, err = fixture("wrong-password")
+    status, result = _backup.run_job(str(tmp_path / "job.json"), runner=FakeRunner().add("backup", rc=1, stderr=err))
+    assert status == 1 and "wrong repository password" in result["msg"]
+    assert "sreops_backup_last_run_success{backup=\"app\"} 0" in (tmp_path / "m" / "sreops_backup_app.prom").read_text()
+
+
+def test_the_role_installs_every_module_util_the_job_imports():
+    """The role copies module_utils for the scheduled job by name: a new import must not break scheduled backups."""
+    import re  # pylint: disable=import-outside-toplevel
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    utils = os.path.join(root, "plugins", "module_utils")
+    with open(os.path.join(root, "roles", "backup", "tasks", "main.yml"), encoding="utf-8") as handle:
+        copied = set(re.search(r"loop: \[(_errors\.py[^\]]*)\]", handle.read()).group(1).replace(" ", "").split(","))
+    needed, todo = set(), ["_backup.py"]
+    while todo:
+        name = todo.pop()
+        needed.add(name)
+        with open(os.path.join(utils, name), encoding="utf-8") as handle:
+            for module in re.findall(r"ansible_collections\.sre\.ops\.plugins\.module_utils\.(_\w+)", handle.read()):
+                if f"{module}.py" not in needed:
+                    todo.append(f"{module}.py")
+    assert needed <= copied, f"roles/backup/tasks/main.yml does not install {sorted(needed - copied)}"
