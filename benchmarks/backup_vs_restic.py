@@ -43,8 +43,8 @@ SEED = 15
 # ----- trees -----------------------------------------------------------------------------------------------------
 def make_small_files(root: str, count: int = 100_000) -> None:
     rng = random.Random(SEED)
-    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
-    text = b" ".join(rng.choice(words) for _ in range(400_000))
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _letter in range(rng.randint(2, 9))) for _word in range(2000)]
+    text = b" ".join(rng.choice(words) for _word in range(400_000))
     for i in range(count):
         directory = os.path.join(root, f"d{i // 1000:03d}", f"s{(i // 100) % 10}")
         if i % 100 == 0:
@@ -62,8 +62,8 @@ def make_small_files(root: str, count: int = 100_000) -> None:
 def make_large_files(root: str, count: int = 4, size: int = 256 << 20) -> None:
     rng = random.Random(SEED)
     os.makedirs(root, exist_ok=True)
-    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
-    text = b" ".join(rng.choice(words) for _ in range(1 << 20))
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _letter in range(rng.randint(2, 9))) for _word in range(2000)]
+    text = b" ".join(rng.choice(words) for _word in range(1 << 20))
     for i in range(count):
         with open(os.path.join(root, f"large{i}.bin"), "wb") as handle:
             written = 0
@@ -196,7 +196,7 @@ def restore_preview(workdir: str) -> dict:
     change_one_percent(tree, "a", 99)
     runs = []
     result: dict = {}
-    for _ in range(3):
+    for _round in range(3):
         elapsed, result = module_run("restore", {"repository": repo, "password": PASSWORD, "path": tree, "overwrite": "always",
                                                  "_ansible_check_mode": True}, workdir)
         runs.append(elapsed)

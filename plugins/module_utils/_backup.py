@@ -235,7 +235,8 @@ def stream_into_restic(repo: Repository, producer: subprocess.Popen | None, sour
         try:
             restic = repo.runner.spawn(repo.argv(*args), env=repo.env(), stdin=subprocess.PIPE, stdout=out, stderr=err)
             reader = producer.stdout if producer is not None else source
-            assert reader is not None and restic.stdin is not None
+            if reader is None or restic.stdin is None:
+                raise BackupError("internal error: no pipe between the dump and restic")
             relayed = 0
             try:
                 for block in iter(lambda: reader.read(RELAY_BLOCK), b""):
@@ -604,7 +605,8 @@ class BackupManager:
         return result
 
     def write_metrics(self, outcome: dict[str, t.Any]) -> None:
-        assert self.metrics_dir and self.name
+        if not self.metrics_dir or not self.name:
+            return
         path = metrics_path(self.metrics_dir, "backup", self.name)
         write_textfile(path, render(backup_families(self.name, outcome, read_samples(path))))
 

@@ -609,7 +609,8 @@ class RestoreManager:
                 pass
 
     def _write_metrics(self, result: dict[str, t.Any], success: bool) -> None:
-        assert self.metrics_dir and self.name
+        if not self.metrics_dir or not self.name:
+            return
         path = metrics_path(self.metrics_dir, "restore_drill", self.name)
         outcome = {"success": success, "finished": self.clock(), "rto_seconds": result.get("rto_seconds"),
                    "data_age_seconds": result.get("data_age_seconds"), "restored_bytes": result.get("restored_bytes"),

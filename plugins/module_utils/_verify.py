@@ -33,7 +33,8 @@ def _dump_sha256(repo: Repository, snapshot_id: str, path: str) -> tuple[str, in
     size = 0
     with tempfile.TemporaryFile() as err:
         proc = repo.runner.spawn(repo.argv("dump", "--no-lock", snapshot_id, path), env=repo.env(), stderr=err)
-        assert proc.stdout is not None
+        if proc.stdout is None:
+            raise VerifyError("internal error: restic dump has no output pipe")
         for block in iter(lambda: proc.stdout.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
@@ -183,4 +184,3 @@ class InfoManager:
         result["notes"] = self.repo.notes
         result["stale_locks_removed"] = self.repo.stale_locks_removed
         return result
-

@@ -84,7 +84,7 @@ def parse(text: str) -> dict[str, dict]:
                     rest = rest[1:]
                 elif rest:
                     raise FormatError(f"line {number}: bad label syntax in {labels_text!r}")
-            names = [n for n, _ in labels]
+            names = [label_name for label_name, _value in labels]
             if len(set(names)) != len(names) or any(n.startswith("__") for n in names):
                 raise FormatError(f"line {number}: duplicate or reserved label name")
         key = tuple(sorted(labels))

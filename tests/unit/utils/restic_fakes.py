@@ -33,7 +33,7 @@ class FakeRunner:
         def matches(argv: list[str]) -> bool:
             return all(word in argv for word in wanted)
 
-        for _ in range(times):
+        for _time in range(times):
             self.script.append((matches, (rc, stdout, stderr)))
         return self
 

@@ -86,7 +86,7 @@ def fake_init(argv):
 def test_init_then_backup_in_a_directory_renamed_into_place(tmp_path, monkeypatch):
     stdout, _err = fixture("backup-initial")
     runner = FakeRunner().add("backup", stdout=stdout)
-    runner.script.insert(0, (lambda argv: "init" in argv, lambda argv: fake_init(argv)))
+    runner.script.insert(0, (lambda argv: "init" in argv, fake_init))
     original = runner.run
 
     def run(argv, env=None, **kwargs):

@@ -60,7 +60,7 @@ def fill(root: str, rng: random.Random, files: int, big: int = 0) -> None:
         os.makedirs(sub, exist_ok=True)
         with open(os.path.join(sub, f"f{rng.randrange(1 << 30):x}.bin"), "wb") as handle:
             handle.write(rng.randbytes(rng.randint(1024, 64 * 1024)))
-    for _ in range(big):
+    for _file in range(big):
         with open(os.path.join(root, f"big-{rng.randrange(1 << 30):x}.bin"), "wb") as handle:
             handle.write(rng.randbytes(4 << 20))
 

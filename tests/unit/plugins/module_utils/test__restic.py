@@ -129,7 +129,7 @@ def test_lock_of_another_host_is_waited_for_until_lock_wait_then_reported(monkey
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: False)  # irrelevant: another host's PIDs cannot be judged here
     now = [0.0]
     runner = FakeRunner()
-    for _ in range(4):
+    for _attempt in range(4):
         locked_then(runner, {"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web2", "pid": 1})
     repository = repo(runner, lock_wait=5, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     with pytest.raises(LockedError, match=r"waited 5s"):
