@@ -53,20 +53,20 @@ i=0; until [ -S /srv/my/mysqld.sock ] && mariadb --socket=/srv/my/mysqld.sock -e
   i=$((i+1)); [ $i -lt 600 ] || { cat /srv/my/err.log; exit 1; }; sleep 0.1; done
 psql -q -h /srv/pg -p 5433 -U postgres -c "CREATE DATABASE bank" -c "CREATE ROLE app LOGIN PASSWORD 'right'"
 psql -q -h /srv/pg -p 5433 -U postgres -d bank -c "CREATE TABLE ledger (id bigserial PRIMARY KEY, amount int NOT NULL)" \
-  -c "CREATE TABLE totals (total bigint NOT NULL)" -c "INSERT INTO ledger (amount) SELECT 1 FROM generate_series(1, 200000)" \
-  -c "INSERT INTO totals VALUES (200000)"
+  -c "CREATE TABLE totals (total bigint NOT NULL)" -c "INSERT INTO ledger (amount) SELECT 1 FROM generate_series(1, 50000)" \
+  -c "INSERT INTO totals VALUES (50000)"
 mariadb --socket=/srv/my/mysqld.sock -e "CREATE DATABASE bank; USE bank;
   CREATE TABLE ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, amount INT NOT NULL) ENGINE=InnoDB;
   CREATE TABLE totals (total BIGINT NOT NULL) ENGINE=InnoDB;
-  INSERT INTO ledger (amount) SELECT 1 FROM seq_1_to_200000; INSERT INTO totals VALUES (200000);"
+  INSERT INTO ledger (amount) SELECT 1 FROM seq_1_to_50000; INSERT INTO totals VALUES (50000);"
 python3 - <<'PY'
 import sqlite3
 c = sqlite3.connect("/srv/lite/bank.db")
 c.execute("PRAGMA journal_mode=WAL")
 c.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)")
 c.execute("CREATE TABLE totals (total INTEGER NOT NULL)")
-c.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) INSERT INTO ledger (amount) SELECT 1 FROM n")
-c.execute("INSERT INTO totals VALUES (200000)")
+c.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) INSERT INTO ledger (amount) SELECT 1 FROM n")
+c.execute("INSERT INTO totals VALUES (50000)")
 c.commit()
 PY
 # Writers: one transaction at a time, each adds a ledger row and the same amount to the total.
@@ -179,37 +179,36 @@ def ok(result: dict) -> dict:
 
 # ----- sre.ops.backup over SFTP -------------------------------------------------------------------------------
 def test_backup_check_apply_apply_check_over_sftp(backups):
+    """check -> apply -> apply -> check in one play (task-level check mode), the hosts' files hashed around the check."""
     hosts = ",".join(CLIENTS)
-    tasks = [
-        {"sre.ops.backup": backups.repo_args(init=True), "throttle": 1},
-        {"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"], min_interval="1h", init=True, name="app", metrics_dir="/srv/metrics")},
-    ]
-    before = {h: fingerprint(backups, h, f"{TREE} /srv/metrics") for h in CLIENTS} | {"web4": fingerprint(backups, "web4", "/var/backups")}
-    _run, check = backups.play(hosts, tasks, "--check", "--diff")
-    after = {h: fingerprint(backups, h, f"{TREE} /srv/metrics") for h in CLIENTS} | {"web4": fingerprint(backups, "web4", "/var/backups")}
-    assert after == before, "check mode wrote something"
-    _run, apply = backups.play(hosts, tasks)
-    _run, again = backups.play(hosts, tasks)
-    _run, check_again = backups.play(hosts, tasks, "--check")
+    init = {"sre.ops.backup": backups.repo_args(init=True), "throttle": 1}
+    backup = {"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"], min_interval="1h", init=True, name="app", metrics_dir="/srv/metrics")}
+    print_hosts = {"ansible.builtin.shell": f"find {TREE} /srv/metrics -printf '%p %y %m %s %T@\\n' 2>/dev/null | sort",
+                   "changed_when": False, "check_mode": False}
+    print_repo = {**print_hosts, "ansible.builtin.shell": "find /var/backups -printf '%p %y %s\\n' | sort", "delegate_to": "web4", "run_once": True}
+    tasks = [print_hosts, print_repo, {**init, "check_mode": True}, {**backup, "check_mode": True}, print_hosts, print_repo,
+             init, backup, init, backup, {**init, "check_mode": True}, {**backup, "check_mode": True}]
+    _run, results = backups.play(hosts, tasks, "--diff")
     for host in CLIENTS:
-        changed = [[r["changed"] for r in runs[host]] for runs in (check, apply, again, check_again)]
-        assert changed == [[True, True], [True, True], [False, False], [False, False]] or \
-            changed == [[True, True], [False, True], [False, False], [False, False]], (host, changed, apply[host])
-        snapshot = ok(apply[host][1])
+        r = results[host]
+        assert r[0]["stdout"] == r[4]["stdout"] and r[1]["stdout"] == r[5]["stdout"], "check mode wrote something"
+        changed = [[r[i]["changed"], r[i + 1]["changed"]] for i in (2, 6, 8, 10)]
+        assert changed in ([[True, True], [True, True], [False, False], [False, False]],
+                           [[True, True], [False, True], [False, False], [False, False]]), (host, changed, r[6], r[7])
+        snapshot = ok(r[7])
         assert snapshot["files_new"] == 2 and snapshot["data_added"] > 700_000 and snapshot["snapshot_id"]
-        assert ok(again[host][1])["snapshot_id"].startswith(snapshot["snapshot_id"]) and "younger than min_interval" in again[host][1]["skipped_reason"]
+        assert ok(r[9])["snapshot_id"].startswith(snapshot["snapshot_id"]) and "younger than min_interval" in r[9]["skipped_reason"]
         metrics = promtext.parse(sh(backups.fleet, host, "cat /srv/metrics/sreops_backup_app.prom"))
         assert metrics["sreops_backup_last_run_success"]["samples"] == {(("backup", "app"),): 1.0}
         assert metrics["sreops_backup_files_new"]["samples"] == {(("backup", "app"),): 2.0}
-    assert sum(1 for r in (apply[h][0] for h in CLIENTS) if r["changed"]) == 1, "exactly one host initialised the shared repository"
+    assert sum(1 for h in CLIENTS if results[h][6]["changed"]) == 1, "exactly one host initialised the shared repository"
     assert sorted(s["hostname"] for s in backups.snapshots()) == CLIENTS
 
     # Check mode is restic's dry run: it predicts the files and bytes a real run then adds.
     sh(backups.fleet, "web1", f"head -c 50000 /dev/urandom > {TREE}/new.bin && echo changed >> {TREE}/a.txt")
-    task = [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}]
-    _run, predicted = backups.play("web1", task, "--check")
-    _run, done = backups.play("web1", task)
-    predicted, done = ok(predicted["web1"][0]), ok(done["web1"][0])
+    task = {"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}
+    _run, results = backups.play("web1", [{**task, "check_mode": True}, task])
+    predicted, done = (ok(r) for r in results["web1"])
     assert (predicted["files_new"], predicted["files_changed"], predicted["files_unmodified"]) == (1, 1, 1)
     assert (done["files_new"], done["files_changed"], done["files_unmodified"]) == (1, 1, 1)
     assert predicted["snapshot_id"] is None and predicted["data_added"] >= 50_000 and done["data_added"] >= 50_000
@@ -218,9 +217,8 @@ def test_backup_check_apply_apply_check_over_sftp(backups):
 # ----- retention ------------------------------------------------------------------------------------------------
 def test_retention_equals_restic_forget_dry_run_and_refuses_to_empty(backups):
     days = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-09", "2026-01-10", "2026-02-01"]
-    make = [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["ret"], extra_args=["--time", f"{day} 10:00:00"])} for day in days]
-    _run, made = backups.play("web3", make)
-    assert all(ok(r) for r in made["web3"])
+    for day in days:
+        backups.restic("web3", f"backup -q --host web3 --tag ret --time '{day} 10:00:00' {TREE}")
     policy = {"keep_daily": 2, "keep_weekly": 2, "host": "web3", "tags": ["ret"]}
     raw = json.loads(backups.restic("web3", "forget --json --dry-run --no-lock --group-by host,paths --keep-daily 2 --keep-weekly 2 --host web3 --tag ret"))
     raw_removed = sorted(s["id"] for g in raw for s in g["remove"])
@@ -359,37 +357,45 @@ def test_verify_and_info(backups):
 
 
 # ----- bad input ------------------------------------------------------------------------------------------------
-def test_bad_input_is_named_and_changes_nothing(backups):
-    sh(backups.fleet, "web3", "mkdir -p /srv/big && head -c 400000000 /dev/urandom > /srv/big/blob")
+def test_bad_input_is_named_and_changes_nothing_and_a_killed_backup_is_cleaned_up(backups):
+    sh(backups.fleet, "web3", "mkdir -p /srv/big && head -c 30000000 /dev/urandom > /srv/big/blob")
     count = len(backups.snapshots())
     before = fingerprint(backups, "web3", "/srv/big /srv/data")
     nowhere = f"{address(backups.fleet, 'web4').rsplit('.', 1)[0]}.99"
     unreachable = f"sftp:root@{nowhere}:/var/backups/restic"
     no_ssh = {"sftp.command": f"ssh -o ConnectTimeout=3 -o BatchMode=yes root@{nowhere} -s sftp"}
+    # A backup kept running (upload limited to 1 MiB/s) while a restore into its source is attempted, then killed.
+    slow = backups.repo_args(paths=["/srv/big"], tags=["big"], extra_args=["--limit-upload", "1024"])
     tasks = [
         {"sre.ops.backup": {**backups.repo_args(paths=[TREE]), "password": "not-the-password"}},
         {"sre.ops.backup": {**backups.repo_args(paths=[TREE]), "repository": unreachable, "repository_options": no_ssh}},
         {"sre.ops.backup": backups.repo_args(paths=["/srv/no-such-dir"])},
         {"sre.ops.backup_retention": backups.repo_args(keep_last=0)},
         {"sre.ops.restore": backups.repo_args(snapshot="deadbeef", target="/srv/x")},
-        {"sre.ops.backup": backups.repo_args(paths=["/srv/big"], tags=["big"]), "async": 300, "poll": 0},
+        {"sre.ops.backup": slow, "async": 300, "poll": 0},
         {"ansible.builtin.shell": "for i in $(seq 600); do ls /run/sre-ops/backup/*.json >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
          "check_mode": False, "changed_when": False},
         {"sre.ops.restore": backups.repo_args(host="web3", tags=["app"], path=TREE, target="/srv/big/restored")},
-        {"ansible.builtin.async_status": {"jid": "{{ r5.ansible_job_id }}"}, "until": "r8.finished", "retries": 600, "delay": 1},
     ]
     _run, results = backups.play("web3", tasks)
-    password, unreach, missing, keeps_nothing, no_snapshot, _bg, _wait, inside, done = results["web3"]
+    password, unreach, missing, keeps_nothing, no_snapshot, _bg, _wait, inside = results["web3"]
     assert password["failed"] and password["msg"].startswith("wrong repository password for sftp:")
     assert unreach["failed"] and "cannot reach the repository" in unreach["msg"]
     assert missing["failed"] and missing["msg"] == "paths do not exist on this host: /srv/no-such-dir"
     assert keeps_nothing["failed"] and "the retention policy keeps nothing" in keeps_nothing["msg"]
     assert no_snapshot["failed"] and "snapshot 'deadbeef' does not exist" in no_snapshot["msg"]
     assert inside["failed"] and "is inside the source /srv/big of a backup running now" in inside["msg"]
-    assert ok(done)["finished"]
     assert "not-the-password" not in json.dumps(results)
-    assert len(backups.snapshots()) == count + 1, "only the background backup added a snapshot"
     assert fingerprint(backups, "web3", "/srv/big /srv/data") == before
+
+    # SIGKILL the running backup (the module and its restic) while its lock is in the repository, like a power cut.
+    killed_while_locked(backups, "web3", "backup", [])
+    _run, results = backups.play("web3", [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}])
+    after = ok(results["web3"][0])
+    assert any("was killed before it finished" in n for n in after["notes"]), after
+    assert [lock["hostname"] for lock in after["stale_locks_removed"]] == ["web3"], after
+    assert "no longer exists on web3" in " ".join(after["notes"])
+    assert len(backups.snapshots()) == count + 1, "only the backup after the kill added a snapshot"
 
 
 # ----- kills over SSH -------------------------------------------------------------------------------------------
@@ -409,7 +415,6 @@ exit 1
 def killed_while_locked(backups, host: str, word: str, start: list[dict], attempts: int = 5) -> None:
     """Start tasks (an async run among them) while a watcher on the host SIGKILLs restic `word` and its module soon after it
     starts; repeat until the kill left a lock in the repository (the run may finish first on a fast machine)."""
-
     address_of = address(backups.fleet, host)
     for attempt in range(attempts):
         delay = 0.3 + 0.4 * attempt
@@ -417,7 +422,8 @@ def killed_while_locked(backups, host: str, word: str, start: list[dict], attemp
             ["ssh", "-F", "/dev/null", "-i", backups.fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
              "-o", f"UserKnownHostsFile={backups.fleet.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes", f"root@{address_of}",
              KILL_SOON.format(word=word, delay=delay)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        backups.play(host, start)
+        if start:
+            backups.play(host, start)
         out, _err = watcher.communicate(timeout=600)
         if "killed" in out and ssh(backups.fleet, "web4", "ls /var/backups/restic/locks").stdout.split():
             return
@@ -425,20 +431,11 @@ def killed_while_locked(backups, host: str, word: str, start: list[dict], attemp
     raise AssertionError(f"no kill of restic {word} on {host} left a lock in {attempts} attempts")
 
 
-def test_killed_backup_and_prune_over_ssh_leave_a_sound_repository(backups):
+def test_killed_prune_over_ssh_leaves_a_sound_repository(backups):
     host = "web3"
-    sh(backups.fleet, host, "mkdir -p /srv/big && head -c 300000000 /dev/urandom > /srv/big/second")
-    killed_while_locked(backups, host, "backup", [{"sre.ops.backup": backups.repo_args(paths=["/srv/big"], tags=["big"]), "async": 300, "poll": 0}])
-    _run, results = backups.play(host, [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}])
-    after = ok(results[host][0])
-    assert any("was killed before it finished" in n for n in after["notes"]), after
-    assert [lock["hostname"] for lock in after["stale_locks_removed"]] == [host], after
-    assert "no longer exists on web3" in " ".join(after["notes"])
-
-    sh(backups.fleet, host, "rm /srv/big/second")
     prune = backups.repo_args(keep_last=1, host=host, tags=["big"], prune=True)
     new_snapshot = {"sre.ops.backup": backups.repo_args(paths=["/srv/big"], tags=["big"])}
-    killed_while_locked(backups, host, "prune", [new_snapshot, {"sre.ops.backup_retention": prune, "async": 300, "poll": 0}])
+    killed_while_locked(backups, host, "prune", [new_snapshot, new_snapshot, {"sre.ops.backup_retention": prune, "async": 300, "poll": 0}])
     _run, results = backups.play(host, [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}, {"sre.ops.backup_retention": prune}])
     backup_after, retention_after = results[host]
     removed = ok(backup_after)["stale_locks_removed"] + ok(retention_after)["stale_locks_removed"]
