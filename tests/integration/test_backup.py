@@ -390,9 +390,10 @@ def test_bad_input_is_named_and_changes_nothing_and_a_killed_backup_is_cleaned_u
 
     # SIGKILL the running backup (the module and its restic) while its lock is in the repository, like a power cut.
     killed_while_locked(backups, "web3", "backup", [])
+    left = sh(backups.fleet, "web3", "ls /run/sre-ops/backup; ps -eo pid,stat,args | grep -v ' ps ' || true")
     _run, results = backups.play("web3", [{"sre.ops.backup": backups.repo_args(paths=[TREE], tags=["app"])}])
     after = ok(results["web3"][0])
-    assert any("was killed before it finished" in n for n in after["notes"]), after
+    assert any("was killed before it finished" in n for n in after["notes"]), json.dumps({"after": after, "left": left}, indent=1)
     assert [lock["hostname"] for lock in after["stale_locks_removed"]] == ["web3"], after
     assert "no longer exists on web3" in " ".join(after["notes"])
     assert len(backups.snapshots()) == count + 1, "only the backup after the kill added a snapshot"
