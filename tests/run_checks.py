@@ -104,7 +104,7 @@ def compat() -> dict[str, Commands]:
 
 
 def molecule() -> Commands:
-    commands: Commands = [(["molecule", "test", "--scenario-name", name], None) for name in ("default", "deploy")]
+    commands: Commands = [(["molecule", "test", "--scenario-name", name], None) for name in ("default", "deploy", "backup")]
     if ENGINE.available:
         commands.append((["molecule", "test", "--scenario-name", "docker"], None))
     else:
