@@ -27,7 +27,7 @@ from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInpu
 
 # restic's own rule (0.14 - 0.18): a lock that was not refreshed for 30 minutes is stale on any host.
 RESTIC_STALE_LOCK_SECONDS = 30 * 60
-_RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$")
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$")
 _LOCKED = re.compile(r"repository is already locked (?:exclusively )?by PID (\d+) on (\S+) by (\S+)")
 _URL_SECRET = re.compile(r"(://[^/:@\s]+:)[^@\s]+@")
 # Go's os.FileMode bits as restic stores them in nodes.
@@ -131,22 +131,24 @@ def hide_secrets(text: str) -> str:
     return _URL_SECRET.sub(r"\1***@", text)
 
 
+_DAY_SECONDS: dict[str, int] = {}
+
+
 def parse_time_ns(value: str) -> int:
     """restic's RFC 3339 timestamps (nanoseconds, Z or an offset) as integer nanoseconds since the epoch."""
-    match = _RFC3339.match(value.strip())
+    match = _RFC3339.match(value) or _RFC3339.match(value.strip())
     if not match:
         raise ResticError(f"unexpected timestamp from restic: {value!r}")
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    fraction = (match.group(7) or "").ljust(9, "0")
-    zone = match.group(8) or "Z"
+    date, hour, minute, second, fraction, zone = match.groups()
+    day = _DAY_SECONDS.get(date)
+    if day is None:  # a listing holds a timestamp per file, mostly of a few dates
+        day = _DAY_SECONDS[date] = _days_from_civil(int(date[:4]), int(date[5:7]), int(date[8:10])) * 86400
     offset = 0
-    if zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
+    if zone and zone != "Z":
         digits = zone[1:].replace(":", "")
-        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    days = _days_from_civil(year, month, day)
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
-    return seconds * 1_000_000_000 + int(fraction)
+        offset = (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    seconds = day + int(hour) * 3600 + int(minute) * 60 + int(second) - offset
+    return seconds * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
@@ -426,6 +428,19 @@ class Repository:
         docs = json_document(self.run(*args).stdout, "snapshots") or []
         return sorted(docs, key=lambda s: parse_time_ns(s["time"]))
 
+    def find_blobs(self, snapshot_id: str, blob_ids: list[str], batch: int = 4000) -> dict[str, set[str]]:
+        """The paths of the files of one snapshot that hold each of these data blobs (one restic walk per batch of ids).
+
+        restic's walk visits a repeated subtree once, so a blob can be reported at one of several paths holding it;
+        an id reported nowhere is in no file of the snapshot."""
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(blob_ids), batch):
+            completed = self.run("find", "--json", "--no-lock", "--snapshot", snapshot_id, "--blob", *blob_ids[start:start + batch], what="find")
+            for doc in json_document(completed.stdout, "find") or []:
+                if doc.get("object_type") == "blob":
+                    found.setdefault(doc["id"], set()).add(doc.get("path", ""))
+        return found
+
     def ls(self, snapshot: str, host: str | None = None, tags: list[str] | None = None,
            paths: list[str] | None = None) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
         """A snapshot and every node in it, in one restic process ('latest' honours the filters)."""
@@ -435,10 +450,9 @@ class Repository:
         completed = self.run(*args)
         head: dict[str, t.Any] | None = None
         nodes = []
-        for line in completed.stdout.splitlines():
-            if not line.startswith("{"):
-                continue
-            doc = json.loads(line)
+        # One decode of all lines as an array: a snapshot of 100,000 files is as many lines.
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+        for doc in json.loads("[" + ",".join(lines) + "]"):
             kind = doc.get("struct_type")
             if kind == "snapshot" and head is None:
                 head = doc

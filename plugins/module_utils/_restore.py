@@ -29,6 +29,7 @@ import sqlite3
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import typing as t
 
@@ -40,6 +41,8 @@ from ansible_collections.sre.ops.plugins.module_utils._restic import Completed, 
 
 OVERWRITE = ("always", "if-changed", "if-newer", "never")
 PREVIEW_LIMIT = 100
+# restic's chunker cuts no chunk before 512 KiB: a smaller file is a single blob, its id the SHA-256 of the file.
+SINGLE_BLOB_LIMIT = 512 * 1024
 RESTORE_PREFIX = "sreops-restore"
 OLD_PREFIX = "sreops-old"
 RENAME_EXCHANGE = 2
@@ -141,6 +144,29 @@ def tree_entries(root: str) -> dict[str, Entry]:
     return entries
 
 
+class TreeWalk(threading.Thread):
+    """tree_entries(root) in a thread: os.scandir and stat release the GIL while restic runs beside."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self._entries: dict[str, Entry] = {}
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._entries = tree_entries(self.root)
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # re-raised in the caller's thread
+            self._error = exc
+
+    def entries(self) -> dict[str, Entry]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._entries
+
+
 def _matches(pattern: str, rel: str) -> bool:
     """A glob matches a path, or one of its parent directories; a pattern without '/' matches any one name."""
     parts = rel.split("/")
@@ -224,21 +250,60 @@ def same_content(path_a: str, path_b: str) -> bool:
         return False
 
 
+def _settle(plan: Plan, rel: str, same_bytes: bool, want: Entry, have: Entry) -> None:
+    if same_bytes:
+        plan.metadata.append(rel)
+    elif have.mtime_ns > want.mtime_ns:
+        plan.newer.append(rel)
+    else:
+        plan.overwrite.append(rel)
+        plan.overwrite_bytes += want.size
+
+
+def _sort(plan: Plan) -> None:
+    for name in ("metadata", "newer", "overwrite"):
+        getattr(plan, name).sort()
+
+
+def settle_by_blob_ids(plan: Plan, snapshot: dict[str, Entry], target: dict[str, Entry], path: str, target_root: str,
+                       find: t.Callable[[list[str]], dict[str, set[str]]]) -> None:
+    """Same size, other mtime, and smaller than restic's minimum chunk: such a file is one data blob whose id is the
+    SHA-256 of its bytes, so hashing the target's copies and one `restic find --blob` decide them without a restore.
+    An empty file has no blob and equal bytes. What this cannot decide stays ambiguous (a larger file; a blob found
+    only at another path, as restic's walk skips repeated subtrees)."""
+    digests: dict[str, str] = {}
+    left = []
+    for rel in plan.ambiguous:
+        if snapshot[rel].size == 0:
+            _settle(plan, rel, True, snapshot[rel], target[rel])
+            continue
+        if snapshot[rel].size < SINGLE_BLOB_LIMIT:
+            try:
+                digests[rel] = sha256_file(os.path.join(target_root, rel) if rel else target_root)
+                continue
+            except OSError:
+                pass
+        left.append(rel)
+    found = find(sorted(set(digests.values()))) if digests else {}
+    base = path.rstrip("/")
+    for rel, digest in digests.items():
+        where = found.get(digest)
+        if where and (f"{base}/{rel}" if rel else base or "/") not in where:
+            left.append(rel)
+        else:
+            _settle(plan, rel, bool(where), snapshot[rel], target[rel])
+    plan.ambiguous = sorted(left)
+    _sort(plan)
+
+
 def resolve_ambiguous(plan: Plan, snapshot: dict[str, Entry], target: dict[str, Entry], restored_root: str, target_root: str) -> None:
     """Same size, other mtime: bytes decide between overwrite (or newer) and a metadata-only change."""
     for rel in plan.ambiguous:
         restored = os.path.join(restored_root, rel) if rel else restored_root
         current = os.path.join(target_root, rel) if rel else target_root
-        if same_content(restored, current):
-            plan.metadata.append(rel)
-        elif target[rel].mtime_ns > snapshot[rel].mtime_ns:
-            plan.newer.append(rel)
-        else:
-            plan.overwrite.append(rel)
-            plan.overwrite_bytes += snapshot[rel].size
+        _settle(plan, rel, same_content(restored, current), snapshot[rel], target[rel])
     plan.ambiguous = []
-    for name in ("metadata", "newer", "overwrite"):
-        getattr(plan, name).sort()
+    _sort(plan)
 
 
 def _capped(items: list[str], limit: int) -> list[str]:
@@ -666,7 +731,17 @@ class RestoreManager:
         result["removed_after"] = True
 
     # ----- files -------------------------------------------------------------------------------------
+    def _prepare_target(self, target: str) -> TreeWalk:
+        """Check the target, complete or undo an interrupted restore there, and start reading it."""
+        self._check_target(target)
+        cleaned = [] if self.check_mode else recover(target)
+        if cleaned:
+            self.notes.extend(f"removed what an interrupted restore left: {c}" for c in cleaned)
+        return TreeWalk(target)
+
     def _restore_files(self) -> dict[str, t.Any]:
+        # A target known up front is read while restic lists the snapshot (two processes, two cores).
+        walk = self._prepare_target(self.target or self.path) if self.target or self.path else None
         head, nodes = self.repo.ls(self.snapshot, self.host, self.tags)
         paths = head.get("paths") or []
         path = self.path
@@ -675,19 +750,18 @@ class RestoreManager:
                 raise InvalidInputError(f"snapshot {head['short_id']} holds {len(paths)} paths ({', '.join(paths)}); choose one with path")
             path = paths[0].rstrip("/") or "/"
         target = self.target or path
-        self._check_target(target)
+        walk = walk or self._prepare_target(target)
         wanted = snapshot_entries(nodes, path)
         if "" not in wanted:
             raise RestoreError(f"path {path} is not in snapshot {head['short_id']} (it holds {', '.join(paths)})")
         wanted = select(wanted, self.include, self.exclude)
         result = self._base(head)
         result.update(path=path, target=target, overwrite=self.overwrite, delete=self.delete)
-        cleaned = [] if self.check_mode else recover(target)
-        if cleaned:
-            self.notes.extend(f"removed what an interrupted restore left: {c}" for c in cleaned)
-        have = tree_entries(target)
+        have = walk.entries()
         in_scope = select(have, self.include, self.exclude)
         plan = compare(wanted, have, lambda rel: rel in in_scope)
+        if plan.ambiguous:
+            settle_by_blob_ids(plan, wanted, have, path, target, lambda ids: self.repo.find_blobs(head["id"], ids))
         if plan.ambiguous:
             scratch = tempfile.mkdtemp(prefix="sreops-compare-")
             try:

@@ -7,13 +7,14 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import time
 
 import pytest
 
 from ansible_collections.sre.ops.plugins.module_utils import _restore
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
-from ansible_collections.sre.ops.plugins.module_utils._restic import Repository
+from ansible_collections.sre.ops.plugins.module_utils._restic import Repository, Runner
 from ansible_collections.sre.ops.plugins.module_utils._restore import Entry, RestoreError, RestoreManager
 
 from ...utils.restic_fakes import FakeRunner, fixture
@@ -176,6 +177,15 @@ class SnapshotRestic(FakeRunner):
         if argv[1] == "ls":
             lines = [json.dumps(self.head)] + [json.dumps(n) for n in listing(self.src, self.path)]
             return _restore.Completed(argv, 0, "\n".join(lines) + "\n", "", 0.1)
+        if argv[1] == "find":
+            wanted = set(argv[argv.index("--blob") + 1:])
+            found = []
+            for rel, entry in _restore.tree_entries(self.src).items():
+                if entry.kind == "file" and 0 < entry.size < _restore.SINGLE_BLOB_LIMIT:
+                    blob = _restore.sha256_file(os.path.join(self.src, rel))
+                    if blob in wanted:
+                        found.append({"object_type": "blob", "id": blob, "path": f"{self.path}/{rel}", "snapshot": self.head["id"]})
+            return _restore.Completed(argv, 0, json.dumps(found) + "\n", "", 0.1)
         if argv[1] == "restore":
             into = argv[argv.index("--target") + 1]
             dest = into + self.path
@@ -277,11 +287,52 @@ def test_same_size_other_mtime_is_compared_by_content(scene):
     manager, runner = restore(scene, check_mode=True, overwrite="always")
     result = manager.run()
     assert result["preview"]["metadata"] == ["same"] and result["preview"]["overwrite"] == []
-    assert [c[1] for c in runner.calls] == ["ls", "restore"], "one scratch restore to compare content"
+    assert [c[1] for c in runner.calls] == ["ls", "find"], "a small file is one blob: its SHA-256 is found, no restore"
     (target / "same").write_text("SAME")
     os.utime(target / "same", (1, 1))
-    manager, _runner = restore(scene, check_mode=True, overwrite="always")
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
     assert manager.run()["preview"]["overwrite"] == ["same"]
+    assert [c[1] for c in runner.calls] == ["ls", "find"], "a blob found nowhere: the content differs, no restore"
+
+
+def test_a_blob_found_only_at_another_path_or_a_large_file_is_compared_by_a_scratch_restore(scene, monkeypatch):
+    src, target = scene
+    manager, _runner = restore(scene, overwrite="always", delete=True)
+    manager.run()
+    (target / "sub" / "same").write_text("same")  # "same"'s bytes at another path of the target
+    (src / "sub" / "same").write_text("SAME")  # and other bytes of that size in the snapshot
+    os.utime(src / "sub" / "same", (2, 2))
+    os.utime(target / "sub" / "same", (1, 1))
+    os.utime(target / "same", (time.time(), time.time()))
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
+    result = manager.run()
+    assert result["preview"]["metadata"] == ["same"] and result["preview"]["overwrite"] == ["sub/same"]
+    assert [c[1] for c in runner.calls] == ["ls", "find", "restore"], "the blob of sub/same was found, but at /srv/data/same"
+    monkeypatch.setattr(_restore, "SINGLE_BLOB_LIMIT", 1)
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
+    assert manager.run()["preview"] == result["preview"]
+    assert [c[1] for c in runner.calls] == ["ls", "restore"], "files that may be several blobs are compared by a restore"
+
+
+@pytest.mark.skipif(shutil.which("restic") is None, reason="needs restic (make bootstrap installs it)")
+def test_preview_decides_same_size_files_with_the_real_restic_find(tmp_path):
+    src = tmp_path / "data"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    for name, text in (("a/touched", "same bytes"), ("a/edited", "old bytes!"), ("b/touched", "same bytes"), ("empty", "")):
+        (src / name).write_text(text)
+    (src / "big").write_bytes(os.urandom(_restore.SINGLE_BLOB_LIMIT + 1))
+    env = dict(os.environ, RESTIC_REPOSITORY=str(tmp_path / "repo"), RESTIC_PASSWORD="pw", RESTIC_CACHE_DIR=str(tmp_path / "cache"))
+    for args in (["init", "-q"], ["backup", "-q", str(src)]):
+        assert subprocess.run(["restic", *args], env=env, capture_output=True, check=False).returncode == 0
+    (src / "a" / "edited").write_text("new bytes!")
+    later = time.time() + 60
+    for name in ("a/touched", "a/edited", "b/touched", "empty", "big"):
+        os.utime(src / name, (later, later))
+    repo = Repository(str(tmp_path / "repo"), runner=Runner(), password="pw", cache_dir=str(tmp_path / "cache"))
+    result = RestoreManager(repo, path=str(src), overwrite="always", check_mode=True, marker_dir=str(tmp_path / "markers")).run()
+    assert result["preview"]["metadata"] == ["a/touched", "b/touched", "big", "empty"]
+    assert result["preview"]["newer"] == ["a/edited"] and result["preview"]["overwrite"] == []
 
 
 def test_restore_into_a_new_target_and_exclude(scene, tmp_path):
