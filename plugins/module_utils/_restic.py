@@ -401,11 +401,15 @@ class Repository:
         unlocked = self.runner.run(self.argv("unlock"), env=self.env())
         if unlocked.rc != 0:
             raise classify_failure("unlock", unlocked, self.url)
+        # restic judges staleness again itself: a killed process not yet reaped by its parent still answers
+        # signal 0 there. Report only what is really gone, so a caller never retries on a lock still in place.
+        remaining = {lock.id for lock in self.locks()}
+        stale = [lock for lock in stale if lock.id not in remaining]
         for lock in stale:
             self.stale_locks_removed.append({"id": lock.id, "pid": lock.pid, "hostname": lock.hostname,
                                              "exclusive": lock.exclusive, "created": lock.time})
             self.notes.append(f"removed a stale {lock.describe()}: that process no longer exists on {lock.hostname}")
-        return True
+        return bool(stale)
 
     # ----- repository ----------------------------------------------------------------------------------
     def exists(self) -> bool:

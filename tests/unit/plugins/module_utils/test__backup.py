@@ -187,9 +187,9 @@ def test_a_killed_earlier_run_gets_its_stale_lock_removed(tmp_path, monkeypatch)
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 777)
     stdout, _err = fixture("backup-initial")
     runner = FakeRunner().add("list locks", stdout="abc\n").add("cat lock", stdout=json.dumps(
-        {"time": "2027-01-15T07:00:00Z", "exclusive": False, "hostname": "web1", "pid": 777})).add("unlock").add("backup", stdout=stdout)
+        {"time": "2027-01-15T07:00:00Z", "exclusive": False, "hostname": "web1", "pid": 777})).add("unlock").add("list locks").add("backup", stdout=stdout)
     result = manager(runner, tmp_path).run()
-    assert runner.commands() == ["list locks", "cat lock", "unlock", "backup"]
+    assert runner.commands() == ["list locks", "cat lock", "unlock", "list locks", "backup"]
     assert result["stale_locks_removed"][0]["pid"] == 777
     assert any("was killed before it finished" in note for note in result["notes"])
     assert not os.listdir(tmp_path / "markers")

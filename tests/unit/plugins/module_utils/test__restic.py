@@ -108,13 +108,26 @@ def locked_then(runner, lock_json, after_unlock_rc=0):
 def test_stale_lock_of_this_host_is_removed_and_reported(monkeypatch):
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 3202)
     runner = locked_then(FakeRunner(), {"time": "2026-12-03T08:06:57Z", "exclusive": False, "hostname": "web1", "pid": 3202})
-    runner.add("unlock").add("forget", stdout="[]")
+    runner.add("unlock").add("list locks", stdout="").add("forget", stdout="[]")
     repository = repo(runner)
     repository.run("forget", "--json")
-    assert runner.commands() == ["forget", "list locks", "cat lock", "unlock", "forget"]
+    assert runner.commands() == ["forget", "list locks", "cat lock", "unlock", "list locks", "forget"]
     assert repository.stale_locks_removed == [{"id": "1a4571a6aaaa", "pid": 3202, "hostname": "web1", "exclusive": False,
                                                "created": "2026-12-03T08:06:57Z"}]
     assert "no longer exists on web1" in repository.notes[0]
+
+
+def test_a_lock_restic_keeps_after_unlock_is_not_reported_removed_and_not_retried(monkeypatch):
+    # restic's own staleness rule still sees the process (a killed restic its parent has not reaped yet)
+    monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 3202)
+    runner = locked_then(FakeRunner(), {"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web1", "pid": 3202})
+    runner.add("unlock").add("list locks", stdout="1a4571a6aaaa\n")
+    runner.add("cat lock", stdout=json.dumps({"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web1", "pid": 3202}))
+    repository = repo(runner, lock_wait=0)
+    with pytest.raises(LockedError, match="set lock_wait to wait for it"):
+        repository.run("forget", "--json")
+    assert runner.commands() == ["forget", "list locks", "cat lock", "unlock", "list locks", "cat lock"]
+    assert repository.stale_locks_removed == [] and repository.notes == []
 
 
 def test_lock_of_a_live_process_is_not_removed(monkeypatch):
