@@ -38,7 +38,7 @@ def ours(artifact: str, digest: str, release: str) -> list:
         "tasks": [
             {"name": "Upload the artifact", "ansible.builtin.copy": {"src": artifact, "dest": f"/srv/artifacts/{release}.tar.gz", "mode": "0644"}},
             {"name": "Activate the release", "sre.ops.release": {
-                "path": ROOT, "release": release, "src": f"/srv/artifacts/{release}.tar.gz", "checksum": f"sha256:{digest}",
+                "path": ROOT, "release": release, "src": f"/srv/artifacts/{release}.tar.gz", "remote_src": True, "checksum": f"sha256:{digest}",
                 "shared_paths": ["log"], "keep_releases": 5}},
         ],
     }]

@@ -67,6 +67,8 @@ def argument_spec() -> dict[str, t.Any]:
             "release": {"type": "str"},
             "state": {"type": "str", "choices": list(STATES), "default": "active"},
             "src": {"type": "path"},
+            # handled by the action plugin (plugins/action/release.py); accepted here so the documentation matches
+            "remote_src": {"type": "bool", "default": False},
             "checksum": {"type": "str"},
             "shared_paths": {"type": "list", "elements": "str", "default": []},
             "keep_releases": {"type": "int", "default": 5},
@@ -712,7 +714,11 @@ class ReleaseManager:
             if release not in self.releases_on_disk():
                 raise ReleaseError(f"release {release} is not on this host (releases: {', '.join(sorted(self.releases_on_disk())) or 'none'})")
             leftovers = self._clean_leftovers()
-            if ledger["releases"][release].get("outcome") != outcome:
+            record = ledger["releases"][release]
+            # An outcome recorded before the release's latest activation is about an earlier time it was current:
+            # recording it again says "this activation passed (or failed) too", which the deploy role relies on.
+            stale = int(record.get("outcome_seq") or 0) < int(record.get("last_activated_seq") or 0)
+            if record.get("outcome") != outcome or stale:
                 self.changes.append(f"mark {release} {outcome}")
                 self._set_outcome(ledger, release, outcome)
                 self._save(ledger)

@@ -83,9 +83,16 @@ options:
     default: active
   src:
     description:
-      - The release's content on the managed host - a tar archive (plain, gzip, bzip2 or xz), a zip archive, or a directory.
+      - The release's content - a tar archive (plain, gzip, bzip2 or xz), a zip archive, or a directory.
+      - On the controller, unless O(remote_src=true). An archive on the controller is checksummed there once (unless
+        O(checksum) is given) and transferred only to hosts that do not have the release staged yet, into the task's
+        temporary directory, which is removed afterwards; nothing is transferred in check mode.
       - Needed only when the release is not staged yet.
     type: path
+  remote_src:
+    description: O(src) is on the managed host, not on the controller.
+    type: bool
+    default: false
   checksum:
     description: V(sha256:<hex>) of the O(src) archive, verified before anything is written.
     type: str
@@ -118,14 +125,21 @@ seealso:
 
 EXAMPLES = r"""
 ---
-- name: Activate release 2026.11.27-1 on every host (the same id everywhere, also under serial)
+- name: Activate release 2026.11.27-1 on every host (the archive is on the controller and sent only where needed)
   sre.ops.release:
     path: /srv/app
     release: "2026.11.27-1"
-    src: /srv/app-artifacts/app-2026.11.27-1.tar.gz
+    src: /srv/artifacts/app-2026.11.27-1.tar.gz
     checksum: "sha256:{{ artifact_sha256 }}"
     shared_paths: [log, config/local.json]
     keep_releases: 5
+
+- name: Activate a release from an archive already on the host
+  sre.ops.release:
+    path: /srv/app
+    release: "2026.11.27-2"
+    src: /var/tmp/app-2026.11.27-2.tar.gz
+    remote_src: true
 
 - name: Record that it passed its health gate
   sre.ops.release:
@@ -217,6 +231,11 @@ changes:
   type: list
   elements: str
   sample: ["stage v3 from /srv/artifacts/app-v3.tar.gz", "switch current from v2 to v3", "prune v1"]
+transferred:
+  description: Whether the archive was sent from the controller to this host (never in check mode, never for a staged release).
+  returned: when O(src) is on the controller and O(state) is V(staged) or V(active)
+  type: bool
+  sample: true
 notes:
   description:
     - Remarks on the result - setuid, setgid or sticky bits dropped while unpacking, a C(current) that pointed at no

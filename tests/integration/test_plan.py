@@ -174,7 +174,7 @@ MODULES_PLAYBOOK = [
                 "src": "{{ releases }}/app-{{ version }}.tar.gz", "dest": "/srv/plan-artifacts/", "mode": "0644"}},
             {"name": "Activate the release", "sre.ops.release": {
                 "path": "/srv/plan-app", "release": "{{ version }}", "src": "/srv/plan-artifacts/app-{{ version }}.tar.gz",
-                "keep_releases": 1}},
+                "remote_src": True, "keep_releases": 1}},
             {"name": "Probe the host's SSH port", "sre.ops.health_check": {
                 "probes": [{"name": "ssh", "type": "tcp", "host": "{{ ansible_host }}", "port": 22}]}},
         ],

@@ -86,7 +86,7 @@ def test_every_state_check_apply_apply_check(uploaded, tmp_path):
     ssh(fleet, "web2", f"rm -rf {ROOT}")
 
     def artifact(v):
-        return {"release": v, "src": f"/srv/artifacts/demo-app-{v}.tar.gz", "checksum": f"sha256:{sums[v]}", "keep_releases": 3}
+        return {"release": v, "src": f"/srv/artifacts/demo-app-{v}.tar.gz", "remote_src": True, "checksum": f"sha256:{sums[v]}", "keep_releases": 3}
 
     staged = four_step(fleet, tmp_path, "stage", state="staged", **artifact("v1"))
     assert staged["web1"]["current"] is None and staged["web1"]["releases"] == ["v1"]
@@ -122,9 +122,9 @@ def test_rollback_twice_in_a_row(uploaded, tmp_path):
     for host in HOSTS.split(","):
         ssh(fleet, host, f"rm -rf {ROOT}")
     for version in ("v1", "v2"):
-        release(fleet, tmp_path, f"a{version}", release=version, src=f"/srv/artifacts/demo-app-{version}.tar.gz")
+        release(fleet, tmp_path, f"a{version}", release=version, src=f"/srv/artifacts/demo-app-{version}.tar.gz", remote_src=True)
         release(fleet, tmp_path, f"g{version}", state="good")
-    release(fleet, tmp_path, "a3", release="v3", src="/srv/artifacts/demo-app-v3.tar.gz")
+    release(fleet, tmp_path, "a3", release="v3", src="/srv/artifacts/demo-app-v3.tar.gz", remote_src=True)
     # an mtime change must not matter (ansistrano picks the "previous" release by mtime)
     ssh(fleet, "web1", f"touch -d '2030-01-01' {ROOT}/releases/v1")
     first = release(fleet, tmp_path, "r1", state="rolled_back")
@@ -148,12 +148,13 @@ def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same
     ]
     for name, message in cases:
         for flags in (("--check",), ()) if name != "evil.tar.gz" else ((),):
-            _run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": f"/srv/artifacts/{name}"}, *flags,
+            _run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": f"/srv/artifacts/{name}",
+                                                                             "remote_src": True}, *flags,
                                        tmp_dir=str(tmp_path / f"{name}{flags}"))
             for host in HOSTS.split(","):
                 assert results[host].get("failed") and results[host]["msg"].startswith(message), (flags, results[host])
     run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
-                                                                "checksum": "sha256:" + "0" * 64}, tmp_dir=str(tmp_path / "sum"))
+                                                                "remote_src": True, "checksum": "sha256:" + "0" * 64}, tmp_dir=str(tmp_path / "sum"))
     assert results["web2"]["failed"] and results["web2"]["msg"].startswith("checksum mismatch for /srv/artifacts/demo-app-v1.tar.gz")
     for host in HOSTS.split(","):
         assert ssh(fleet, host, f"test -e {ROOT} || echo absent").stdout.strip() == "absent", "a failed first run leaves no root"
@@ -165,8 +166,8 @@ def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same
 
 def fresh_root_with_v1(fleet, host, tmp_path):
     ssh(fleet, host, f"rm -rf {ROOT}")
-    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz"},
-                               tmp_dir=str(tmp_path / "v1"))
+    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
+                                                              "remote_src": True}, tmp_dir=str(tmp_path / "v1"))
     assert results[host]["current"] == "v1", results
 
 
@@ -206,7 +207,8 @@ def test_two_runs_at_once_end_as_one_after_the_other_and_release_info_reports_a_
     host = "web2"
     fresh_root_with_v1(fleet, host, tmp_path)
     runs = {
-        "activate": {"path": ROOT, "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "checksum": f"sha256:{sums['v2']}"},
+        "activate": {"path": ROOT, "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "remote_src": True,
+                     "checksum": f"sha256:{sums['v2']}"},
         "mark": {"path": ROOT, "state": "good"},
     }
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -231,7 +233,8 @@ def test_demo_releases_deploy_and_serve_through_the_load_balancer(uploaded, tmp_
     app_hosts = "web1,web2,web3,web4"
     try:
         run, results = run_module(fleet, app_hosts, "sre.ops.release",
-                                  {"path": "/srv/app", "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "checksum": f"sha256:{sums['v2']}"},
+                                  {"path": "/srv/app", "release": "v2", "src": "/srv/artifacts/demo-app-v2.tar.gz", "remote_src": True,
+                                   "checksum": f"sha256:{sums['v2']}"},
                                   tmp_dir=str(tmp_path / "v2"))
         assert run.rc == 0 and all(r["switched"] for r in results.values()), run.output
         for host in app_hosts.split(","):

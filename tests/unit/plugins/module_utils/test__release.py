@@ -281,6 +281,17 @@ def test_rollback_after_completed_rollout_goes_to_the_previous_good(artifacts, r
     assert mgr(root).rollback(None)["current"] == "v1"
 
 
+def test_marking_a_release_again_after_it_became_current_again_records_this_activation(artifacts, root):
+    # the deploy role tells "passed its gates since it last became current" from outcome_seq > last_activated_seq
+    for version in ("v1", "v2", "v1"):
+        activate(root, artifacts, version)
+        first = mgr(root).mark(None, "good")
+        assert first["changed"], f"{version}: its good mark predates this activation"
+        assert not mgr(root).mark(None, "good")["changed"], "a second mark changes nothing"
+        record = mgr(root).info()["ledger"]["releases"]["v1" if version == "v1" else "v2"]
+        assert record["outcome_seq"] > record["last_activated_seq"]
+
+
 def test_retention_never_prunes_current_newest_good_rollback_target_newest_staged_or_protected(artifacts, root):
     activate(root, artifacts, "v1")
     mgr(root).mark(None, "good")
