@@ -12,7 +12,6 @@ anything is written. In check mode nothing is transferred: the module predicts t
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import typing as t
@@ -21,15 +20,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.sre.ops.plugins.plugin_utils._checksum import sha256_of
+
 STAGING_STATES = ("staged", "active")
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ActionModule(ActionBase):

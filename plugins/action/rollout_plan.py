@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import typing as t
@@ -14,6 +13,7 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.ops.plugins.module_utils._rollout import MODES, ON_INCONCLUSIVE, STRATEGIES, PlanError, RolloutPlanner
+from ansible_collections.sre.ops.plugins.plugin_utils._checksum import sha256_of
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "mode": {"type": "str", "choices": list(MODES), "default": "deploy"},
@@ -44,14 +44,6 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "bg_map_key": {"type": "str", "default": ""},
     "bg_retire": {"type": "bool", "default": False},
 }
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ActionModule(ActionBase):

@@ -324,11 +324,12 @@ class RolloutPlanner:
         index = 1
         waves: list[dict[str, t.Any]] = []
         if self.strategy == "canary" and self.mode == "deploy":
+            self._check_steps()
             canary_hosts, phase = self._choose_canaries(target, todo)
             if canary_hosts:
                 todo = [h for h in todo if h not in canary_hosts]
                 serving_out = sum(1 for h in canary_hosts if h.serving)
-                if phase == "canary" and serving_out > serving - need:
+                if phase == "canary" and serving_out > max(0, serving - need):
                     self.problems.append(
                         f"deploy_canary_hosts {self.s.get('canary_hosts')!r} takes {serving_out} serving servers out but deploy_min_ready "
                         f"{self.s.get('min_ready')!r} leaves room for {max(0, serving - need)} ({serving} in service, {need} needed)")
@@ -390,6 +391,9 @@ class RolloutPlanner:
         held = [h for h in todo if h.current == target and not gated(h.record(target))]
         if self.s.get("canary_promote") and held:
             self.notes.append(f"deploy_canary_promote: {', '.join(h.name for h in held)} run {target} and are promoted without another analysis")
+            for host in held:
+                # it was restarted and gated before it was held: it serves at its weight, so no restart (unless it is down)
+                host.action = RESTART if host.down or not host.serving else READMIT
             return held, "promote"
         if self.s.get("canary_promote"):
             self.notes.append("deploy_canary_promote is set but no canary is held on the release: the canary runs as usual")
@@ -397,6 +401,22 @@ class RolloutPlanner:
             self.notes.append(f"the canary phase already passed: {', '.join(h.name for h in passed)} run {target} and passed their gates")
             return [], None
         return todo[:count], "canary"
+
+    def _check_steps(self) -> None:
+        """Each step has exactly one known key with a value in range (the argument spec already refused unknown keys)."""
+        for index, step in enumerate(self.s.get("canary_steps") or []):
+            given = [k for k in ("set_weight", "pause", "analysis") if step.get(k) is not None]
+            if len(given) != 1:
+                self.problems.append(f"deploy_canary_steps[{index}] must have exactly one of set_weight, pause, analysis (it has {', '.join(given) or 'none'})")
+            elif given[0] == "set_weight":
+                share = step["set_weight"]
+                if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 99:
+                    self.problems.append(f"deploy_canary_steps[{index}].set_weight {share!r} must be a percentage from 0 to 99 "
+                                         "(100 would leave the baseline no traffic)")
+            elif given[0] == "pause":
+                seconds = step["pause"]
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                    self.problems.append(f"deploy_canary_steps[{index}].pause {seconds!r} must be a number of seconds, 0 or more")
 
     def _canary_steps(self, canaries: list[Host], baseline: list[Host]) -> list[dict[str, t.Any]]:
         steps = self.s.get("canary_steps") or []
@@ -406,14 +426,11 @@ class RolloutPlanner:
         for index, step in enumerate(steps):
             given = [k for k in ("set_weight", "pause", "analysis") if step.get(k) is not None]
             if len(given) != 1:
-                self.problems.append(f"deploy_canary_steps[{index}] must have exactly one of set_weight, pause, analysis (it has {', '.join(given) or 'none'})")
-                continue
+                continue  # reported by _check_steps
             kind = given[0]
             if kind == "set_weight":
                 share = step["set_weight"]
                 if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 99:
-                    self.problems.append(f"deploy_canary_steps[{index}].set_weight {share!r} must be a percentage from 0 to 99 "
-                                         "(100 would leave the baseline no traffic)")
                     continue
                 weight = canary_weight(float(share), len(canaries), baseline_weights)
                 if weight > MAX_WEIGHT:
@@ -423,11 +440,7 @@ class RolloutPlanner:
                     continue
                 out.append({"index": index, "kind": kind, "set_weight": share, "weight": weight})
             elif kind == "pause":
-                seconds = step["pause"]
-                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-                    self.problems.append(f"deploy_canary_steps[{index}].pause {seconds!r} must be a number of seconds, 0 or more")
-                    continue
-                out.append({"index": index, "kind": kind, "pause": seconds})
+                out.append({"index": index, "kind": kind, "pause": step["pause"]})
             else:
                 options = dict(defaults, **(step.get("analysis") or {}))
                 options = {k: v for k, v in options.items() if v is not None}
@@ -677,7 +690,9 @@ def assemble_report(plan: dict[str, t.Any], records: list[dict[str, t.Any]], ana
         "step": int(a.get("step") or 0),
         "verdict": str(a.get("verdict") or "unknown"),
         "reasons": [str(x) for x in a.get("reasons") or []],
-        "metrics": a.get("metrics") or {},
+        "metrics": a.get("metrics") or [],
+        "canary_urls": [str(u) for u in a.get("canary_urls") or []],
+        "baseline_urls": [str(u) for u in a.get("baseline_urls") or []],
     } for a in analyses if isinstance(a, dict)]
     return {
         "run_id": str(run_id),

@@ -1,7 +1,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The sre.ops.deploy role and playbooks on a fleet of their own, with traffic flowing through HAProxy."""
+"""The sre.ops.deploy role and the deploy/rollback playbooks on a fleet of their own, with traffic through HAProxy.
+
+Each test leaves the fleet serving one complete release everywhere, and picks its target from what runs,
+so the tests do not depend on their order. Scenarios are combined where one run proves several properties.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,6 @@ import time
 
 import pytest
 
-from sreops_fleet import on_test_net
 from sreops_fleet.traffic import TrafficGenerator
 
 from .conftest import ANSIBLE_PLAYBOOK, COLLECTION_ROOT, deploy_demo, make_fleet, run_playbook, ssh
@@ -50,16 +53,22 @@ def dfleet(releases_dir, tmp_path_factory):
         shutil.rmtree(artifacts, ignore_errors=True)
 
 
-def deploy_args(fleet, releases_dir, version, strategy, extra=None):  # pylint: disable=unused-argument
-    args = ["-e", f"@{VARS}", "-e", f"deploy_artifact={fleet.artifacts}/demo-app-{version}.tar.gz", "-e", f"deploy_release={version}",
+# ----- helpers -------------------------------------------------------------------------------------------
+def deploy_args(fleet, version, strategy, extra=None, release=None):
+    args = ["-e", f"@{VARS}", "-e", f"deploy_artifact={fleet.artifacts}/demo-app-{version}.tar.gz", "-e", f"deploy_release={release or version}",
             "-e", f"deploy_strategy={strategy}", "-e", f"deploy_report_dir={fleet.reports}"]
     if extra:
         args += ["-e", json.dumps(extra)]
     return args
 
 
-def deploy(fleet, releases_dir, version, strategy, *flags, extra=None):
-    return run_playbook(fleet, "sre.ops.deploy", *flags, *deploy_args(fleet, releases_dir, version, strategy, extra))
+def deploy(fleet, version, strategy, *flags, extra=None, release=None):
+    return run_playbook(fleet, "sre.ops.deploy", *flags, *deploy_args(fleet, version, strategy, extra, release))
+
+
+def rollback(fleet, strategy, *flags, extra=None):
+    args = ["-e", f"@{VARS}", "-e", f"deploy_strategy={strategy}", "-e", f"deploy_report_dir={fleet.reports}"]
+    return run_playbook(fleet, "sre.ops.rollback", *flags, *args, *(["-e", json.dumps(extra)] if extra else []))
 
 
 def versions(fleet):
@@ -76,6 +85,10 @@ def versions(fleet):
     return out
 
 
+def other(version):
+    return "v1" if version == "v2" else "v2"
+
+
 def api(fleet, command):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(fleet.haproxy_socket)
@@ -84,6 +97,11 @@ def api(fleet, command):
         while chunk := sock.recv(65536):
             data += chunk
     return data.decode()
+
+
+def serving(fleet, backend="be_app"):
+    rows = [line.split(",") for line in api(fleet, "show stat").splitlines()]
+    return sorted(r[1] for r in rows if len(r) > 18 and r[0] == backend and r[1] in APP and r[17].startswith("UP") and r[18] != "0")
 
 
 class ServingSampler:
@@ -96,9 +114,7 @@ class ServingSampler:
 
     def _run(self):
         while not self._stop.is_set():
-            rows = [line.split(",") for line in api(self.fleet, "show stat").splitlines()]
-            serving = sum(1 for r in rows if len(r) > 18 and r[0] == "be_app" and r[1] in APP and r[17].startswith("UP") and r[18] != "0")
-            self.minimum = min(self.minimum, serving)
+            self.minimum = min(self.minimum, len(serving(self.fleet)))
             self.samples += 1
             time.sleep(0.05)
 
@@ -119,50 +135,151 @@ def fingerprint(fleet):
 
 
 def latest_report(fleet, suffix):
-    return json.load(open(max(glob.glob(os.path.join(fleet.reports, f"*-{suffix}.json")), key=os.path.getmtime), encoding="utf-8"))
+    with open(max(glob.glob(os.path.join(fleet.reports, f"*-{suffix}.json")), key=os.path.getmtime), encoding="utf-8") as handle:
+        return json.load(handle)
 
 
-def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet, releases_dir):
-    before = fingerprint(dfleet)
-    plan = deploy(dfleet, releases_dir, "v2", "rolling", "--check", "--diff")
-    assert plan.rc == 0, plan.output
-    assert fingerprint(dfleet) == before, "--check changed hosts or the load balancer"
-    assert "PLAN (check mode: nothing will change)" in plan.output
-    planned = latest_report(dfleet, "rolling-plan")
-    assert planned["verdict"] == "planned" and planned["batches"] == [1, 1, 1], "the ramp is capped so min_ready 75% holds"
+def rows(report):
+    """What a plan promises and a run does, per host, in order."""
+    return [(w["wave"], w["phase"], r["host"], r["action"], r["release_before"], r["release_after"], r["restarted"])
+            for w in report["waves"] for r in w["records"]]
 
-    traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=120).start()
-    with ServingSampler(dfleet) as sampler:
-        run = deploy(dfleet, releases_dir, "v2", "rolling")
+
+def live_colour(fleet):
+    backend = next(line.split()[2] for line in api(fleet, f"show map {fleet.path('hosts.map')}").splitlines() if "www.test" in line)
+    return ["web1", "web2"] if backend == "be_blue" else ["web3", "web4"]
+
+
+def run_until(fleet, args, marker, occurrence=1, playbook="sre.ops.deploy"):
+    """Run a playbook and SIGKILL it (its whole process group) once its output has shown `marker` that often."""
+    proc = subprocess.Popen([ANSIBLE_PLAYBOOK, playbook, *args], env=fleet.env(), cwd=COLLECTION_ROOT,  # pylint: disable=consider-using-with
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen, output = 0, []
+    for line in proc.stdout:
+        output.append(line)
+        seen += marker in line
+        if seen >= occurrence:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    proc.stdout.close()
+    assert seen >= occurrence, f"{marker!r} never showed up:\n" + "".join(output[-40:])
+
+
+def under_traffic(fleet, playbook_run, rate=50, host_header="app.test"):
+    """Run a playbook (a callable) under steady traffic, sampling HAProxy; it must succeed with zero client errors."""
+    traffic = TrafficGenerator(fleet.lb_url, rate=rate, duration=240, host_header=host_header).start()
+    with ServingSampler(fleet) as sampler:
+        run = playbook_run()
     report = traffic.stop()
     assert run.rc == 0, run.output
     assert report["errors"] == 0, report
-    assert versions(dfleet) == {h: "v2" for h in APP}
+    return run, sampler, report
+
+
+def release_on(fleet, host, args):
+    """sre.ops.release on one host (its action plugin sends the archive from the controller)."""
+    proc = subprocess.run([os.path.join(os.path.dirname(ANSIBLE_PLAYBOOK), "ansible"), host, "-m", "sre.ops.release", "-a",
+                           json.dumps({"path": "/srv/app", **args})], env=fleet.env(), cwd=COLLECTION_ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def assert_safe(fleet):
+    for host in APP:
+        target = ssh(fleet, host, "cat /srv/app/current/release.json").stdout
+        assert json.loads(target)["version"] in ("v1", "v2"), f"{host} current is not a complete release"
+    assert len(serving(fleet)) >= 3, f"only {serving(fleet)} in service after the kill"
+
+
+# ----- rolling ---------------------------------------------------------------------------------------------
+def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet):
+    target = other(versions(dfleet)["web1"])
+    before = fingerprint(dfleet)
+    plan = deploy(dfleet, target, "rolling", "--check", "--diff")
+    assert plan.rc == 0, plan.output
+    assert fingerprint(dfleet) == before, "--check changed hosts or the load balancer"
+    planned = latest_report(dfleet, "rolling-plan")
+    assert planned["verdict"] == "planned" and planned["batches"] == [1, 1, 1, 1], "the ramp is capped so min_ready 75% holds"
+    assert {r["health"] for w in planned["waves"] for r in w["records"]} == {"not known until deployed"}
+    assert "would FAIL" not in plan.output and f"wave 1 (rolling): web1: update {other(target)} -> {target}, restart" in plan.output
+
+    _run, sampler, _report = under_traffic(dfleet, lambda: deploy(dfleet, target, "rolling"))
+    assert versions(dfleet) == {h: target for h in APP}
     assert sampler.samples > 20 and sampler.minimum >= 3, f"min_ready 75% violated: {sampler.minimum} serving"
     done = latest_report(dfleet, "rolling")
     assert done["verdict"] == "completed" and not done["rollback_taken"]
-    real_waves = [(r["host"], r["release_after"], r["release_before"]) for w in done["waves"] for r in w["records"]]
-    plan_waves = [(r["host"], r["release_after"], r["release_before"]) for w in planned["waves"] for r in w["records"]]
-    assert real_waves == plan_waves == [(h, "v2", "v1") for h in APP], "the plan must match what the run did"
+    assert rows(done) == rows(planned) == [(i, "rolling", h, "update", other(target), target, True) for i, h in enumerate(APP, 1)]
+    # the artifact went to the task's temporary directory: nothing piles up on the hosts
+    assert all(ssh(dfleet, h, f"find /srv/app -name '*{target}.tar.gz' | wc -l").stdout.strip() == "0" for h in APP)
 
-    again = deploy(dfleet, releases_dir, "v2", "rolling")
+    again = deploy(dfleet, target, "rolling")
     assert again.rc == 0 and all(again.changed()[h] == 0 for h in APP), again.output
-    check = deploy(dfleet, releases_dir, "v2", "rolling", "--check")
+    assert latest_report(dfleet, "rolling")["nothing_to_do"]
+    check = deploy(dfleet, target, "rolling", "--check")
     assert check.rc == 0 and all(check.changed()[h] == 0 for h in APP), check.output
 
 
+def test_check_plan_equals_the_real_run_in_the_states_a_kill_leaves(dfleet):
+    """One host drained, one host on the new release (not restarted, not gated), one host with its app stopped."""
+    target = other(versions(dfleet)["web1"])
+    api(dfleet, "set server be_app/web1 state drain")
+    release_on(dfleet, "web2", {"state": "active", "release": target, "src": f"{dfleet.artifacts}/demo-app-{target}.tar.gz"})
+    assert ssh(dfleet, "web4", "/srv/app/current/bin/appctl stop").returncode == 0
+    deadline = time.monotonic() + 30
+    while "web4" in serving(dfleet) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    before = fingerprint(dfleet)
+    plan = deploy(dfleet, target, "rolling", "--check")
+    assert plan.rc == 0, plan.output
+    assert fingerprint(dfleet) == before, "--check changed hosts or the load balancer"
+    planned = latest_report(dfleet, "rolling-plan")
+    actions = {r["host"]: r["action"] for w in planned["waves"] for r in w["records"]}
+    assert actions == {"web1": "update", "web4": "update", "web2": "restart", "web3": "update"}
+    # out of service first (no room needed), then web2 (on the release already), then web3
+    assert [w["hosts"] for w in planned["waves"]] == [["web1"], ["web4"], ["web2"], ["web3"]]
+
+    _run, sampler, _report = under_traffic(dfleet, lambda: deploy(dfleet, target, "rolling"), rate=40)
+    assert sampler.minimum >= 2, "the rollout took a server out while fewer than min_ready were in service"
+    assert rows(latest_report(dfleet, "rolling")) == rows(planned)
+    assert versions(dfleet) == {h: target for h in APP} and serving(dfleet) == APP
+
+
+@pytest.mark.parametrize("strategy, marker, occurrence", [
+    ("rolling", "TASK [sre.ops.deploy : Restart the app on the release]", 2),
+    ("canary", "TASK [sre.ops.deploy : Judge the canaries against the baseline]", 1),
+])
+def test_killed_rollout_stays_safe_and_the_rerun_passes_the_gates_again(dfleet, strategy, marker, occurrence):
+    target = other(versions(dfleet)["web1"])
+    traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=240).start()
+    run_until(dfleet, deploy_args(dfleet, target, strategy), marker, occurrence)
+    assert_safe(dfleet)
+    rerun = deploy(dfleet, target, strategy)
+    report = traffic.stop()
+    assert rerun.rc == 0, rerun.output
+    assert versions(dfleet) == {h: target for h in APP} and serving(dfleet) == APP
+    assert report["errors"] == 0, report
+    done = latest_report(dfleet, strategy)
+    assert done["verdict"] == "completed"
+    if strategy == "canary":
+        assert done["canary"]["hosts"] == ["web1"] and [a["verdict"] for a in done["analyses"]] == ["pass"], \
+            "a canary killed during its analysis is analysed again"
+    else:
+        assert done["waves"][0]["hosts"] == ["web2"], "the host the kill left on the release (and drained) goes first"
+
+
+# ----- canary ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("version, extra, reason", [
     ("v3", None, "error_ratio: canary error ratio"),
-    ("v4", {"deploy_canary_analysis": {"window": 6, "interval": 1, "min_requests": 40, "min_samples": 20, "probe_rate": 8,
-                                       "canary_urls": [f"http://{on_test_net('127.0.8.11')}:8080/"],
-                                       "baseline_urls": [f"http://{on_test_net(f'127.0.8.{n}')}:8080/" for n in (12, 13, 14)]}},
+    ("v4", {"deploy_canary_probe_url": "http://{{ app_listen_address }}:{{ app_port }}/",
+            "deploy_canary_analysis": {"window": 6, "interval": 1, "min_requests": 40, "min_samples": 20, "probe_rate": 8}},
      "latency: canary latency is higher"),
 ])
-def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, releases_dir, version, extra, reason):
+def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, version, extra, reason):
     before = versions(dfleet)
     traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=120).start()
     with ServingSampler(dfleet) as sampler:
-        run = deploy(dfleet, releases_dir, version, "canary", extra=extra)
+        run = deploy(dfleet, version, "canary", extra=extra)
     report = traffic.stop()
     assert run.rc != 0, "a failed canary must fail the run"
     assert versions(dfleet) == before, "no host may be left on the bad release"
@@ -173,136 +290,71 @@ def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, releases_dir, versi
     assert sampler.minimum >= 3
     ledger = json.loads(ssh(dfleet, "web1", "cat /srv/app/ledger.json").stdout)
     assert ledger["releases"][version]["outcome"] == "rolled_back" and ledger["current"] == before["web1"]
+    if extra:
+        options = rollout["canary"]["steps"][2]["analysis"]
+        assert len(options["canary_urls"]) == len(options["baseline_urls"]) == 1, "probes spread: as many baseline hosts as canaries"
 
 
-def test_failed_health_gate_stops_the_rollout_and_rolls_the_batch_back(dfleet, releases_dir):
+def test_inconclusive_canary_is_held_without_a_terminal_then_promoted(dfleet):
+    target = other(versions(dfleet)["web1"])
+    # ansible-playbook has no terminal here, as under AWX: "pause" must hold the canary, not wait and not promote
+    held = deploy(dfleet, target, "canary", extra={
+        "deploy_canary_on_inconclusive": "pause", "deploy_canary_steps": [{"set_weight": 10}, {"analysis": {}}],
+        "deploy_canary_analysis": {"window": 2, "interval": 1, "min_requests": 100000, "min_samples": 3}})
+    assert held.rc == 0, held.output
+    rollout = latest_report(dfleet, "canary")
+    assert rollout["verdict"] == "held" and rollout["analyses"][0]["verdict"] == "inconclusive"
+    assert "deploy_canary_promote=true" in rollout["abort_reason"]
+    assert versions(dfleet)["web1"] == target and {versions(dfleet)[h] for h in APP[1:]} == {other(target)}
+    weights = {line.split()[3]: line.split()[7] for line in api(dfleet, "show servers state be_app").splitlines()[2:] if line}
+    assert weights["web1"] == str(rollout["canary"]["steps"][0]["weight"]) != "100", "the canary stays at its step's weight"
+
+    promoted = deploy(dfleet, target, "canary", extra={"deploy_canary_promote": True})
+    assert promoted.rc == 0, promoted.output
+    done = latest_report(dfleet, "canary")
+    assert done["verdict"] == "completed" and done["canary"]["phase"] == "promote" and done["analyses"] == []
+    assert versions(dfleet) == {h: target for h in APP} and serving(dfleet) == APP
+
+
+def test_failed_health_gate_stops_the_rollout_and_rolls_the_wave_back(dfleet):
     before = versions(dfleet)
     with ServingSampler(dfleet) as sampler:
-        run = deploy(dfleet, releases_dir, "v5", "rolling", extra={"deploy_health_deadline": 3})
+        run = deploy(dfleet, "v5", "rolling", extra={"deploy_health_deadline": 3})
     assert run.rc != 0
-    assert "rollout aborted and rolled back: wave 1 (web1) failed at 'Health gate'" in run.output
     assert versions(dfleet) == before
     rollout = latest_report(dfleet, "rolling")
-    assert rollout["verdict"] == "aborted" and [w["hosts"] for w in rollout["waves"]] == [["web1"]]
-    assert rollout["waves"][0]["outcome"] == "rolled_back"
-    assert sampler.minimum >= 3
+    assert rollout["verdict"] == "aborted" and [w["hosts"] for w in rollout["waves"]][0] == ["web1"]
+    assert rollout["waves"][0]["outcome"] == "rolled_back" and rollout["waves"][1]["outcome"] == "not started"
+    assert "wave 1 (rolling) web1: Stop the wave unless every host of it passed its health gate" in rollout["abort_reason"]
+    assert "healthz" in rollout["abort_reason"] and "status 503" in rollout["abort_reason"]
+    assert sampler.minimum >= 3 and serving(dfleet) == APP
 
 
-def test_blue_green_with_zero_errors_then_rollback_is_one_switch(dfleet, releases_dir):
-    traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=120, host_header="www.test").start()
-    run = deploy(dfleet, releases_dir, "v1", "blue_green")
-    report = traffic.stop()
-    assert run.rc == 0, run.output
-    assert report["errors"] == 0 and report["by_version"].get("v1", 0) > 0
-    after = TrafficGenerator(dfleet.lb_url, rate=50, duration=1, host_header="www.test").run()
-    assert set(after["by_server"]) == {"web3", "web4"} and after["by_version"] == {"v1": after["requests"]}
-    again = deploy(dfleet, releases_dir, "v1", "blue_green")
-    assert again.rc == 0 and "nothing to do" in again.output and all(again.changed()[h] == 0 for h in APP)
-
-    back = run_playbook(dfleet, "sre.ops.rollback", "-e", f"@{VARS}", "-e", "deploy_strategy=blue_green")
-    assert back.rc == 0, back.output
-    blue = TrafficGenerator(dfleet.lb_url, rate=50, duration=1, host_header="www.test").run()
-    assert set(blue["by_server"]) == {"web1", "web2"} and blue["by_version"] == {"v2": blue["requests"]}
-
-
-def test_rollback_playbook_after_a_completed_rolling_rollout(dfleet, releases_dir):
-    assert deploy(dfleet, releases_dir, "v2", "rolling").rc == 0
-    assert deploy(dfleet, releases_dir, "v1", "rolling").rc == 0
-    assert versions(dfleet) == {h: "v1" for h in APP}
-    back = run_playbook(dfleet, "sre.ops.rollback", "-e", f"@{VARS}")
-    assert back.rc == 0, back.output
-    assert versions(dfleet) == {h: "v2" for h in APP}
-
-
-def kill_after(fleet, args, seconds):
-    proc = subprocess.Popen([ANSIBLE_PLAYBOOK, "sre.ops.deploy", *args], env=fleet.env(), cwd=COLLECTION_ROOT,  # pylint: disable=consider-using-with
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(seconds)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def assert_safe(fleet):
-    for host in APP:
-        target = ssh(fleet, host, "cat /srv/app/current/release.json").stdout
-        assert json.loads(target)["version"] in ("v1", "v2"), f"{host} current is not a complete release"
-    rows = [line.split(",") for line in api(fleet, "show stat").splitlines()]
-    serving = sum(1 for r in rows if len(r) > 18 and r[0] == "be_app" and r[1] in APP and r[17].startswith("UP") and r[18] != "0")
-    assert serving >= 3, f"only {serving} servers in service after the kill"
-
-
-@pytest.mark.parametrize("seconds", [3.0, 6.0, 9.0])
-def test_killed_rolling_rollout_stays_safe_and_a_rerun_converges(dfleet, releases_dir, seconds):
-    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
-    traffic = TrafficGenerator(dfleet.lb_url, rate=40, duration=120).start()
-    kill_after(dfleet, deploy_args(dfleet, releases_dir, target, "rolling"), seconds)
-    assert_safe(dfleet)
-    rerun = deploy(dfleet, releases_dir, target, "rolling")
-    report = traffic.stop()
-    assert rerun.rc == 0, rerun.output
-    assert versions(dfleet) == {h: target for h in APP}
-    assert report["errors"] == 0, report
-
-
-def test_killed_canary_rollout_stays_safe_and_a_rerun_converges(dfleet, releases_dir):
-    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
-    traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=180).start()
-    kill_after(dfleet, deploy_args(dfleet, releases_dir, target, "canary"), 8.0)
-    assert_safe(dfleet)
-    rerun = deploy(dfleet, releases_dir, target, "canary")
-    report = traffic.stop()
-    assert rerun.rc == 0, rerun.output
-    assert versions(dfleet) == {h: target for h in APP}
-    assert report["errors"] == 0, report
-
-
-@pytest.mark.parametrize("strategy, header", [("canary", "app.test"), ("blue_green", "www.test")])
-def test_check_mode_of_canary_and_blue_green_changes_nothing_and_its_plan_matches(dfleet, releases_dir, strategy, header):
-    target = "v1" if versions(dfleet)["web1"] == "v2" else "v2"
+# ----- bad input -------------------------------------------------------------------------------------------
+def test_bad_input_fails_before_anything_changes_naming_the_variable(dfleet):
+    now = versions(dfleet)["web1"]
     before = fingerprint(dfleet)
-    plan = deploy(dfleet, releases_dir, target, strategy, "--check", "--diff")
-    assert plan.rc == 0, plan.output
-    assert fingerprint(dfleet) == before, f"--check of {strategy} changed hosts or the load balancer"
-    planned = latest_report(dfleet, f"{strategy}-plan")
-    assert planned["verdict"] == "planned"
-    traffic = TrafficGenerator(dfleet.lb_url, rate=60, duration=180, host_header=header).start()
-    run = deploy(dfleet, releases_dir, target, strategy)
-    report = traffic.stop()
-    assert run.rc == 0, run.output
-    assert report["errors"] == 0, report
-    done = latest_report(dfleet, strategy)
-    summary = [(w["phase"], r["host"], r["release_after"]) for w in done["waves"] for r in w["records"]]
-    planned_summary = [(w["phase"], r["host"], r["release_after"]) for w in planned["waves"] for r in w["records"]]
-    assert summary == planned_summary and summary, (planned_summary, summary)
-
-
-def test_blue_green_retires_the_old_colour_after_its_rollback_window(dfleet, releases_dir):
-    live_backend = next(line.split()[2] for line in api(dfleet, f"show map {dfleet.path('hosts.map')}").splitlines() if "www.test" in line)
-    old = ["web1", "web2"] if live_backend == "be_blue" else ["web3", "web4"]
-    target = "v1" if versions(dfleet)[old[0]] == "v2" else "v2"
-    started = time.monotonic()
-    run = deploy(dfleet, releases_dir, target, "blue_green", extra={"deploy_bg_rollback_window": 2, "deploy_bg_retire": True})
-    try:
-        assert run.rc == 0, run.output
-        assert time.monotonic() - started >= 2, "the old colour must be kept for the rollback window"
-        for host in old:
-            assert ssh(dfleet, host, "/srv/app/current/bin/appctl status").returncode == 3, f"{host} (old colour) still runs"
-        after = TrafficGenerator(dfleet.lb_url, rate=40, duration=1, host_header="www.test").run()
-        assert after["errors"] == 0 and after["by_version"] == {target: after["requests"]}
-    finally:
-        for host in old:
-            ssh(dfleet, host, "/srv/app/current/bin/appctl start")
-
-
-def test_inconclusive_canary_stops_with_a_clear_message_and_rolls_back(dfleet, releases_dir):
-    before = versions(dfleet)
-    target = "v1" if before["web1"] == "v2" else "v2"
-    # Without a terminal the approval prompt cannot be answered, so "pause" must not promote.
-    run = deploy(dfleet, releases_dir, target, "canary", extra={
-        "deploy_canary_on_inconclusive": "pause",
-        "deploy_canary_analysis": {"window": 2, "interval": 1, "min_requests": 100000, "min_samples": 3}})
-    assert run.rc != 0
-    rollout = latest_report(dfleet, "canary")
-    assert rollout["verdict"] == "aborted" and rollout["analyses"][0]["verdict"] == "inconclusive"
-    assert "canary analysis inconclusive" in rollout["abort_reason"] and "too few requests" in rollout["abort_reason"]
-    assert versions(dfleet) == before, "an inconclusive canary must not stay on the new release"
+    cases = [
+        (["canary"], {"deploy_canary_steps": [{"analyze": {}}]}, ["analyze", "deploy_canary_steps"]),
+        (["canary"], {"deploy_canary_hosts": "200%", "deploy_batches": [0], "deploy_canary_steps": [{"set_weight": 300}],
+                      "deploy_health_probes": []},
+         ["deploy_canary_hosts '200%' is more than 100%", "deploy_batches[0] 0 is zero", "set_weight 300",
+          "deploy_health_probes is empty"]),
+        (["rolling"], {"deploy_artifact_sha256": "0" * 64}, ["deploy_artifact_sha256 " + "0" * 64 + " does not match"]),
+        (["blue_green"], {"deploy_bg_retire": True, "deploy_stop_command": ""}, ["deploy_bg_retire needs deploy_stop_command"]),
+    ]
+    for (strategy,), extra, expected in cases:
+        run = deploy(dfleet, other(now), strategy, extra=extra)
+        assert run.rc != 0, (extra, run.output)
+        for text in expected:
+            assert text in run.output, (text, run.output[-3000:])
+    bogus = rollback(dfleet, "bogus")
+    assert bogus.rc != 0 and "deploy_strategy" in bogus.output and "bogus" in bogus.output, bogus.output[-2000:]
+    assert fingerprint(dfleet) == before, "a refused run changed hosts or the load balancer"
+    # a release id that exists from another artifact: refused, never "downgrade to an older good release"
+    release_on(dfleet, "web1", {"state": "staged", "release": "taken", "src": f"{dfleet.artifacts}/demo-app-v1.tar.gz"})
+    before = fingerprint(dfleet)
+    run = deploy(dfleet, "v2", "rolling", release="taken")
+    assert run.rc != 0 and "deploy_release taken already exists on web1 from another artifact" in run.output, run.output[-3000:]
+    assert fingerprint(dfleet) == before, "a refused run changed hosts or the load balancer"
+    assert versions(dfleet) == {h: now for h in APP}

@@ -199,6 +199,8 @@ def test_fresh_fleet_first_install():
     assert {h["action"] for h in result["hosts"].values()} == {"create"}
     assert all(h["rollback_to"] is None for h in result["hosts"].values())
     assert waves(plan(hosts=hosts, balancer=down)) == [["web1"], ["web2"], ["web3", "web4"]]
+    canary = plan(hosts=hosts, balancer=down, strategy="canary", canary_steps=STEPS)
+    assert canary["canary"]["hosts"] == ["web1"], "a canary that takes no serving server out needs no room"
 
 
 def test_min_ready_that_leaves_no_room_fails_before_anything_changes():
@@ -310,6 +312,7 @@ def test_promote_a_held_canary_without_another_analysis():
     hosts += [host(n) for n in APP[1:]]
     result = plan(hosts=hosts, balancer=lb(web1=server(weight=100)), strategy="canary", canary_steps=STEPS, canary_promote=True)
     assert result["canary"]["phase"] == "promote" and result["canary"]["steps"] == []
+    assert result["hosts"]["web1"]["action"] == "readmit" and not result["hosts"]["web1"]["restart"], "a held canary serves: never restart it"
     fresh = plan(strategy="canary", canary_steps=STEPS, canary_promote=True)
     assert fresh["canary"]["phase"] == "canary" and any("no canary is held" in n for n in fresh["notes"])
 
@@ -418,13 +421,14 @@ def test_report_of_an_aborted_run_names_the_failure_and_the_hosts_not_started():
     result = plan()
     failed = _record("web1", outcome="rolled_back", failure="Health gate: 1 of 2 probes unhealthy", after="v2")
     failed["rollback"] = {"current": "v1", "switched": True}
-    report = r.assemble_report(result, [failed], [{"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": {}}],
+    analysis = {"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": [], "canary_urls": ["http://a/"]}
+    report = r.assemble_report(result, [failed], [analysis],
                                run_id="x", started=1, ended=3, check_mode=False)
     assert report["verdict"] == "aborted" and report["rollback_taken"]
     assert report["abort_reason"] == "wave 1 (rolling) web1: Health gate: 1 of 2 probes unhealthy"
     assert report["waves"][0]["records"][0]["release_after"] == "v1"
     assert report["waves"][1]["records"][0]["outcome"] == "not started"
-    assert report["analyses"] == [{"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": {}}]
+    assert report["analyses"] == [{"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": [], "canary_urls": ["http://a/"], "baseline_urls": []}]
     lines = r.report_lines(report, "/tmp/r.json")
     assert lines[0].startswith("rolling deploy of v2: aborted in 2.0 s") and lines[-1] == "report: /tmp/r.json"
 
