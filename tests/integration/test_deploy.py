@@ -289,7 +289,7 @@ def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, version, extra, rea
     assert set(report["errors_by_server"]) <= {"web1"}, f"errors outside the canary: {report['errors_by_server']}"
     assert sampler.minimum >= 3
     ledger = json.loads(ssh(dfleet, "web1", "cat /srv/app/ledger.json").stdout)
-    assert ledger["releases"][version]["outcome"] == "rolled_back" and ledger["current"] == before["web1"]
+    assert ledger["releases"][version]["outcome"] == "failed" and ledger["current"] == before["web1"]
     if extra:
         options = rollout["canary"]["steps"][2]["analysis"]
         assert len(options["canary_urls"]) == len(options["baseline_urls"]) == 1, "probes spread: as many baseline hosts as canaries"

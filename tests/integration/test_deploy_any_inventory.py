@@ -160,6 +160,10 @@ def test_own_inventory_with_other_names_hooks_and_the_oldest_ansible(ifleet, rel
         fleet_vars = json.load(handle)["all"]["vars"]
     inventory["all"]["vars"] = {k: v for k, v in fleet_vars.items() if k.startswith("ansible_")}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    # a third hook, after the switch, to show the order: switched before healthy
+    (tmp_path / "hooks" / "after-switch.yml").write_text(
+        "- name: Note the switch\n  ansible.builtin.lineinfile:\n    path: \"{{ deploy_app_root }}/shared/deploys.log\"\n"
+        "    line: \"{{ deploy_plan.release }} switched\"\n    create: true\n    mode: \"0644\"\n")
 
     playbook = OLDEST if os.path.exists(OLDEST) else ANSIBLE_PLAYBOOK
     if os.environ.get("CI"):
@@ -167,6 +171,7 @@ def test_own_inventory_with_other_names_hooks_and_the_oldest_ansible(ifleet, rel
     version = subprocess.run([playbook, "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
     extra = {
         "deploy_strategy": "canary", "deploy_release": "v2", "deploy_report_dir": ifleet.reports,
+        "deploy_after_switch_tasks_file": str(tmp_path / "hooks" / "after-switch.yml"),
         "deploy_artifact": os.path.join(releases_dir, "demo-app-v2.tar.gz"),
         "deploy_canary_steps": [{"set_weight": 25}, {"pause": 1}, {"analysis": {}}],
         # probes templated against the canary group the role creates (it does not exist when arguments are checked)
@@ -191,6 +196,6 @@ def test_own_inventory_with_other_names_hooks_and_the_oldest_ansible(ifleet, rel
     for host in APP:
         settings = json.loads(ssh(ifleet, host, "cat /srv/shop/current/settings.json").stdout)
         assert settings["release"] == "v2", "the before-switch hook wrote into the release before it became current"
-        assert ssh(ifleet, host, "cat /srv/shop/shared/deploys.log").stdout.splitlines() == ["v2 healthy"]
+        assert ssh(ifleet, host, "cat /srv/shop/shared/deploys.log").stdout.splitlines() == ["v2 switched", "v2 healthy"], host
     # the report has the same field types on this ansible-core as on the newest
     assert type_signature(done) == type_signature(latest_report(ifleet, "rolling")), version
