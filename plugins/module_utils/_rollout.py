@@ -17,13 +17,13 @@ import math
 import re
 import typing as t
 
-from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
+from ansible_collections.sre.ops.plugins.module_utils._haproxy import share_weight
 
 STRATEGIES = ("rolling", "canary", "blue_green")
 MODES = ("deploy", "rollback")
 ON_INCONCLUSIVE = ("fail", "hold", "pause")
 RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
-MAX_WEIGHT = 256
 NOT_KNOWN = "not known until deployed"
 DEFAULT_BATCHES: list[t.Any] = [1, "25%", "100%"]
 
@@ -82,18 +82,6 @@ def ramp(batches: list[t.Any], total: int, problems: list[str]) -> list[int]:
         else:
             sizes.append(int(match.group(1)))
     return sizes
-
-
-def canary_weight(share: float, canaries: int, baseline_weights: list[int]) -> int:
-    """The weight each canary server needs so that the canaries together get `share`% of the backend's traffic.
-
-    With n canaries of weight w and baseline weights summing to B: n*w / (n*w + B) = share/100.
-    """
-    if share <= 0:
-        return 0
-    total = sum(baseline_weights)
-    weight = share * total / (canaries * (100.0 - share))
-    return max(1, int(round(weight)))
 
 
 def gated(record: dict[str, t.Any] | None) -> bool:
@@ -337,7 +325,7 @@ class RolloutPlanner:
                 canary = {
                     "hosts": [h.name for h in canary_hosts], "servers": [h.server for h in canary_hosts], "phase": phase,
                     "baseline": [h.name for h in baseline], "group": self.s.get("canary_group"), "index": index,
-                    "steps": self._canary_steps(canary_hosts, baseline) if phase == "canary" else [],
+                    "steps": self._canary_steps(canary_hosts, baseline, backend_name, backend) if phase == "canary" else [],
                 }
                 serving += sum(1 for h in canary_hosts if not h.serving)
                 index += 1
@@ -418,10 +406,14 @@ class RolloutPlanner:
                 if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
                     self.problems.append(f"deploy_canary_steps[{index}].pause {seconds!r} must be a number of seconds, 0 or more")
 
-    def _canary_steps(self, canaries: list[Host], baseline: list[Host]) -> list[dict[str, t.Any]]:
+    def _canary_steps(self, canaries: list[Host], baseline: list[Host], backend_name: str, backend: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         steps = self.s.get("canary_steps") or []
         defaults = dict(self.s.get("canary_analysis") or {})
-        baseline_weights = [int(h.lb.get("weight") or 0) for h in baseline if h.lb and h.lb.get("serving")]
+        # As sre.ops.haproxy_server's share option sees the backend when the step runs: every other server that
+        # takes traffic (backups only do when every active server is down), in the inventory or not.
+        canary_servers = {h.server for h in canaries}
+        others_weight = sum(int(server.get("weight") or 0) for name, server in backend.get("servers", {}).items()
+                            if name not in canary_servers and server.get("serving") and not server.get("backup"))
         out = []
         for index, step in enumerate(steps):
             given = [k for k in ("set_weight", "pause", "analysis") if step.get(k) is not None]
@@ -432,13 +424,20 @@ class RolloutPlanner:
                 share = step["set_weight"]
                 if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 99:
                     continue
-                weight = canary_weight(float(share), len(canaries), baseline_weights)
-                if weight > MAX_WEIGHT:
-                    self.problems.append(
-                        f"deploy_canary_steps[{index}].set_weight {share} needs a canary weight of {weight} against the baseline's "
-                        f"{sum(baseline_weights)}, above HAProxy's maximum of {MAX_WEIGHT}: lower it or use more canary hosts")
+                if share and not others_weight:
+                    # a first install: nothing else serves, so there is no traffic to share; the canaries go in at full weight
+                    self.notes.append(f"deploy_canary_steps[{index}].set_weight {share}: no other server of {backend_name} takes traffic, "
+                                      "so the canaries take all of it at their full weight")
+                    out.append({"index": index, "kind": kind, "set_weight": share, "share": None, "weight": None, "effective": 100.0})
                     continue
-                out.append({"index": index, "kind": kind, "set_weight": share, "weight": weight})
+                try:
+                    # the weight the step will set (sre.ops.haproxy_server share=), refused here if no whole weight gives it
+                    predicted = share_weight(float(share), len(canaries), others_weight, backend_name)
+                except SreOpsError as exc:
+                    self.problems.append(f"deploy_canary_steps[{index}].set_weight {share}: {exc.msg}")
+                    continue
+                out.append({"index": index, "kind": kind, "set_weight": share, "share": share, "weight": predicted["weight"],
+                            "effective": predicted["effective"]})
             elif kind == "pause":
                 out.append({"index": index, "kind": kind, "pause": step["pause"]})
             else:
@@ -610,7 +609,7 @@ def summarize(plan: dict[str, t.Any]) -> list[str]:
     canary = plan["canary"]
     if canary.get("hosts"):
         steps = " -> ".join(
-            f"set_weight {s['set_weight']} (weight {s['weight']})" if s["kind"] == "set_weight" else
+            f"set_weight {s['set_weight']} (weight {s['weight'] or 'full'}: {s['effective']:g}%)" if s["kind"] == "set_weight" else
             (f"pause {s['pause']}s" if s["kind"] == "pause" else f"analysis ({s['analysis'].get('window', 60)}s window)")
             for s in canary["steps"]) or "none"
         lines.append(f"wave {canary['index']} ({canary['phase']}): " + "; ".join(_host_line(n, plan["hosts"][n]) for n in canary["hosts"]))

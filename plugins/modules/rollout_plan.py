@@ -229,10 +229,14 @@ todo:
   elements: str
   sample: [web1, web2]
 canary:
-  description: The canary wave - C(hosts), C(servers), C(phase) (V(canary) or V(promote)), C(baseline), C(index) and C(steps).
+  description:
+    - The canary wave - C(hosts), C(servers), C(phase) (V(canary) or V(promote)), C(baseline), C(index) and C(steps).
+    - A C(set_weight) step carries the C(share) to give M(sre.ops.haproxy_server) (null when no other server takes traffic,
+      a first install: the canaries then go in at full weight) and the C(weight) and C(effective) share it predicts from
+      the backend's current weights; a share no whole weight can give is refused before anything changes.
   returned: always
   type: dict
-  sample: {"hosts": ["web1"], "phase": "canary", "steps": [{"kind": "set_weight", "set_weight": 25, "weight": 33}]}
+  sample: {"hosts": ["web1"], "phase": "canary", "steps": [{"kind": "set_weight", "set_weight": 25, "share": 25, "weight": 100, "effective": 25.0}]}
 waves:
   description: The waves after the canaries, each with C(index), C(phase), C(hosts) and C(servers).
   returned: always

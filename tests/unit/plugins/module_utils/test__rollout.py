@@ -97,21 +97,6 @@ def test_ramp_sizes_and_refusals():
         assert found and text in found[0] and "deploy_batches" in found[0], (bad, found)
 
 
-@pytest.mark.parametrize("share, canaries, baseline, expected", [
-    (25, 1, [100, 100, 100], 100),
-    (10, 1, [100, 100, 100], 33),
-    (50, 1, [100], 100),
-    (25, 2, [100, 100], 33),
-    (0, 1, [100], 0),
-    (1, 1, [10], 1),  # never 0 for a share above 0
-])
-def test_canary_weight_gives_the_share(share, canaries, baseline, expected):
-    weight = r.canary_weight(share, canaries, baseline)
-    assert weight == expected
-    if share and weight > 1:
-        assert abs(100.0 * canaries * weight / (canaries * weight + sum(baseline)) - share) < 1.0
-
-
 def test_gated_means_marked_good_after_the_latest_activation():
     assert r.gated(record("v2", activated=5, outcome_seq=6))
     assert not r.gated(record("v2", activated=6, outcome_seq=5)), "a good mark from an earlier activation is stale"
@@ -201,6 +186,7 @@ def test_fresh_fleet_first_install():
     assert waves(plan(hosts=hosts, balancer=down)) == [["web1"], ["web2"], ["web3", "web4"]]
     canary = plan(hosts=hosts, balancer=down, strategy="canary", canary_steps=STEPS)
     assert canary["canary"]["hosts"] == ["web1"], "a canary that takes no serving server out needs no room"
+    assert canary["canary"]["steps"][0]["share"] is None and canary["canary"]["steps"][0]["effective"] == 100.0, "nothing to share: full weight"
 
 
 def test_min_ready_that_leaves_no_room_fails_before_anything_changes():
@@ -289,7 +275,17 @@ def test_bad_canary_steps_fail_early(steps, message):
 
 def test_a_weight_above_haproxys_maximum_is_refused_not_capped():
     msg = problems(strategy="canary", canary_steps=[{"set_weight": 90}])
-    assert "needs a canary weight of 2700" in msg and "above HAProxy's maximum of 256" in msg
+    assert "deploy_canary_steps[0].set_weight 90: share 90: each of the 1 selected servers would need weight 2700.00" in msg
+    assert "shares from 0.33% to 46.04% are possible here" in msg
+
+
+def test_the_canary_weight_is_predicted_from_every_other_serving_server_of_the_backend():
+    # web3 at half weight, a server outside the inventory, a backup (takes no traffic while others serve): as the
+    # share option of sre.ops.haproxy_server counts them when the step runs
+    balancer = lb(web3=server(weight=50), other=server(weight=100), spare=dict(server(weight=100), backup=True))
+    canary = plan(balancer=balancer, strategy="canary", canary_steps=[{"set_weight": 10}])["canary"]
+    assert canary["hosts"] == ["web1"]
+    assert canary["steps"][0]["weight"] == 39 and canary["steps"][0]["effective"] == 10.03, canary  # 10 * 350 / 90 = 38.9
 
 
 def test_a_rerun_after_a_kill_during_analysis_analyses_again():
