@@ -232,7 +232,7 @@ canary:
   description:
     - The canary wave - C(hosts), C(servers), C(phase) (V(canary) or V(promote)), C(baseline), C(index) and C(steps).
     - A C(set_weight) step carries the C(share) to give M(sre.ops.haproxy_server) (null when no other server takes traffic,
-      a first install: the canaries then go in at full weight) and the C(weight) and C(effective) share it predicts from
+      as on a first install, when the canaries go in at full weight) and the C(weight) and C(effective) share it predicts from
       the backend's current weights; a share no whole weight can give is refused before anything changes.
   returned: always
   type: dict

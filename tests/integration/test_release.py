@@ -148,9 +148,8 @@ def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same
     ]
     for name, message in cases:
         for flags in (("--check",), ()) if name != "evil.tar.gz" else ((),):
-            _run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "evil", "src": f"/srv/artifacts/{name}",
-                                                                             "remote_src": True}, *flags,
-                                       tmp_dir=str(tmp_path / f"{name}{flags}"))
+            args = {"path": ROOT, "release": "evil", "src": f"/srv/artifacts/{name}", "remote_src": True}
+            _run, results = run_module(fleet, HOSTS, "sre.ops.release", args, *flags, tmp_dir=str(tmp_path / f"{name}{flags}"))
             for host in HOSTS.split(","):
                 assert results[host].get("failed") and results[host]["msg"].startswith(message), (flags, results[host])
     run, results = run_module(fleet, HOSTS, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
@@ -166,8 +165,8 @@ def test_refused_and_broken_archives_write_nothing_and_check_mode_fails_the_same
 
 def fresh_root_with_v1(fleet, host, tmp_path):
     ssh(fleet, host, f"rm -rf {ROOT}")
-    _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz",
-                                                              "remote_src": True}, tmp_dir=str(tmp_path / "v1"))
+    args = {"path": ROOT, "release": "v1", "src": "/srv/artifacts/demo-app-v1.tar.gz", "remote_src": True}
+    _run, results = run_module(fleet, host, "sre.ops.release", args, tmp_dir=str(tmp_path / "v1"))
     assert results[host]["current"] == "v1", results
 
 
