@@ -46,7 +46,7 @@ def docs_examples():
 
 @pytest.fixture(scope="module")
 def ifleet(releases_dir, tmp_path_factory):
-    fleet = make_fleet("deploy-inventory", "127.0.24.10")
+    fleet = make_fleet("inv", "127.0.24.10")  # short: ssh control sockets live under the run directory
     fleet.up()
     fleet.reports = str(tmp_path_factory.mktemp("inventory-reports"))
     fleet.artifacts = releases_dir
