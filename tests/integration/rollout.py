@@ -9,21 +9,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import typing as t
-
-import yaml
 
 from sreops_fleet import Fleet
 
-from .conftest import COLLECTION_ROOT, deploy_demo, make_fleet
-
-
-def deploy_role_can_hold() -> bool:
-    """Whether the deploy role holds an inconclusive canary for an approval and promotes it later (issue 11's
-    second design: deploy_canary_promote); the approval tests need that, the first design had a prompt only."""
-    with open(os.path.join(COLLECTION_ROOT, "roles", "deploy", "meta", "argument_specs.yml"), encoding="utf-8") as handle:
-        return "deploy_canary_promote" in yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+from .conftest import deploy_demo, make_fleet
 
 
 # Half the traffic to the canary, and an analysis that judges errors on a sample a loaded CI machine still

@@ -18,7 +18,7 @@ import yaml
 from sreops_fleet.traffic import TrafficGenerator
 
 from .conftest import COLLECTION_ROOT, run_playbook
-from .rollout import GOOD_CANARY, deploy_role_can_hold, two_host_fleet, versions
+from .rollout import GOOD_CANARY, two_host_fleet, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -65,17 +65,10 @@ def assert_report_types(report):
         assert isinstance(wave["wave"], int) and isinstance(wave["hosts"], list), wave
 
 
-# The deploy role's first design computes canary weights and the report in Jinja, which ansible-core < 2.19
-# renders as strings (issue 11 moves both into Python); the rolling deploy itself runs on every version.
-FIRST_DESIGN_BEFORE_2_19 = not deploy_role_can_hold() and tuple(int(p) for p in ansible.release.__version__.split(".")[:2]) < (2, 19)
-
-
 def test_rolling_then_canary_on_this_ansible_core(cfleet, releases_dir):
     run = deploy(cfleet, releases_dir, "v2", "rolling")
     assert run.rc == 0, run.output
     assert versions(cfleet) == {h: "v2" for h in APP}
-    if FIRST_DESIGN_BEFORE_2_19:
-        pytest.skip(f"the first deploy role's canary and report types fail on ansible-core {ansible.release.__version__} (issue 11)")
     assert_report_types(report_of(cfleet, "rolling"))
 
     traffic = TrafficGenerator(cfleet.lb_url, rate=25, duration=900).start()

@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from . import awx
-from .rollout import deploy_role_can_hold, two_host_fleet, versions
+from .rollout import two_host_fleet, versions
 
 pytestmark = pytest.mark.fleet
 
@@ -107,7 +107,6 @@ HOLD = {"deploy_canary_on_inconclusive": "pause",
         "deploy_canary_steps": [{"set_weight": 50}, {"analysis": {"window": 2, "interval": 1, "min_requests": 100000}}]}
 
 
-@pytest.mark.skipif(not deploy_role_can_hold(), reason="the deploy role's first design prompts instead of holding (issue 11 adds hold/promote)")
 @pytest.mark.parametrize("decision", ["promote", "rollback"])
 def test_inconclusive_canary_is_held_and_the_approval_node_decides(rfleet, tmp_path, releases_dir, decision):
     before = versions(rfleet)
