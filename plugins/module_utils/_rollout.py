@@ -347,16 +347,28 @@ class RolloutPlanner:
         })
 
     def _targets(self, target: str) -> dict[str, str]:
-        """The release each host ends on. For a rollback: the explicit target, else each host's own last good one."""
+        """The release each host ends on. For a rollback: the explicit target, else each host's own last good one.
+
+        Without an explicit target, a rollback undoes the latest rollout and converges: a host an earlier rollback
+        brought back stays; a host whose release has not passed its gates (a held or killed rollout) goes back; a host
+        that finished on the release those hosts go back to was not part of that rollout and stays. When every host
+        finished its rollout, all go back.
+        """
         if self.mode == "deploy":
             return {h.name: target for h in self.hosts}
+
+        def rolled_back(host: Host) -> bool:
+            record = host.record(host.current)
+            return bool(host.current) and record.get("activated_by") == "rollback" and record.get("outcome") == "good"
+
+        unfinished = [h for h in self.hosts if h.current and not rolled_back(h) and not gated(h.record(h.current))]
+        destinations = {h.previous_good for h in unfinished if h.previous_good} | {h.current for h in self.hosts if rolled_back(h)}
         targets = {}
         for host in self.hosts:
-            record = host.record(host.current)
             if target:
                 wanted = target
-            elif host.current and record.get("activated_by") == "rollback" and record.get("outcome") == "good":
-                wanted = host.current  # an earlier rollback already brought it here: converge, never go further back
+            elif rolled_back(host) or (host not in unfinished and host.current in destinations):
+                wanted = host.current or ""  # already where the rollback converges: never further back
             else:
                 wanted = host.previous_good or ""
             if not wanted:

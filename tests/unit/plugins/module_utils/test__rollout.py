@@ -380,6 +380,26 @@ def test_rollback_goes_to_each_hosts_last_good_release_and_a_second_run_changes_
     assert plan(hosts=back, mode="rollback", release="")["nothing_to_do"]
 
 
+def test_rollback_of_a_held_canary_moves_only_the_canary_and_converges():
+    # web1 holds the canary v2 (not gated); web2 finished on v1 long ago and has an older good v0 and a good v2 from before
+    web1 = host("web1", "v2", [record("v1"), record("v2", outcome="unknown", activated=9, outcome_seq=None)], previous_good="v1")
+    web2 = host("web2", "v1", [record("v0"), record("v2", activated=3, outcome_seq=4), record("v1", activated=5, outcome_seq=6)],
+                previous_good="v2")
+    result = plan(hosts=[web1, web2], balancer=lb(servers={"web1": server(), "web2": server()}), mode="rollback", release="", min_ready="1")
+    assert result["hosts"]["web1"]["target"] == "v1" and result["hosts"]["web2"]["target"] == "v1", "web2 was not part of the rollout"
+    assert waves(result) == [["web1"]]
+    again = [host("web1", "v1", [record("v1", by="rollback", activated=10, outcome_seq=11), record("v2", outcome="rolled_back")],
+                  previous_good="v0"), web2]
+    assert plan(hosts=again, balancer=lb(servers={"web1": server(), "web2": server()}), mode="rollback", release="", min_ready="1")["nothing_to_do"]
+
+
+def test_a_killed_rollback_rerun_takes_the_rest_of_the_fleet_back_too():
+    back = host("web1", "v1", [record("v1", by="rollback", activated=5, outcome_seq=6), record("v2", outcome="rolled_back")], previous_good="v0")
+    rest = [host(n, "v2", [record("v1"), record("v2", activated=3, outcome_seq=4)], previous_good="v1") for n in APP[1:]]
+    result = plan(hosts=[back] + rest, mode="rollback", release="")
+    assert {n: h["target"] for n, h in result["hosts"].items()} == {n: "v1" for n in APP} and waves(result) == [["web2"], ["web3"], ["web4"]]
+
+
 def test_rollback_to_a_release_that_is_not_there_is_refused():
     assert "web1 cannot roll back to v0: it is not on the host" in problems(mode="rollback", release="v0")
     assert "web1 has no release marked good to roll back to" in problems(mode="rollback", release="")
