@@ -60,7 +60,7 @@ def build_release(version: str, out_dir: str) -> str:
         for i in range(FILES):
             add(f"assets/{i // 100:02d}/asset-{i:04d}.bin", rng.randbytes(size))
     path = os.path.join(out_dir, f"app-{version}.tar.gz")
-    with gzip.open(path, "wb", compresslevel=1, mtime=0) as handle:
+    with gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) as handle:
         handle.write(raw.getvalue())
     return path
 
@@ -98,6 +98,9 @@ def main() -> int:
         fleet = Fleet(FleetConfig(run_dir=os.path.join(tmp, "fleet"), address_base=on_test_net("127.0.9.10"), http_port=8000))
         fleet.up()
         try:
+            # where the demo app listens: provisioning, as docs/deploy.md's fleet example does it
+            subprocess.run(["ansible", "app", "-m", "ansible.builtin.file", "-a", "path=/etc/app state=directory mode=0755"],
+                           env=fleet.env(), capture_output=True, check=True)
             subprocess.run(["ansible", "app", "-m", "ansible.builtin.copy", "-a", json.dumps(
                 {"content": "{{ {'listen': app_listen_address, 'port': app_port} | to_json }}", "dest": "/etc/app/app.json", "mode": "0644"})],
                 env=fleet.env(), capture_output=True, check=True)
