@@ -234,6 +234,21 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def pid_exists(pid: int) -> bool:
+    """Whether the kernel still has this PID, a zombie included (what restic's own staleness rule asks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+# How long a stale lock's dead process may stay a zombie before we give up waiting for its parent to reap it.
+ZOMBIE_REAP_WAIT_S = 10.0
+
+
 def classify_failure(what: str, completed: Completed, repository: str) -> ResticError:
     """The error for a failed restic command, in terms the user can act on (the command's output rides along)."""
     error = _classify(what, completed, repository)
@@ -398,12 +413,20 @@ class Repository:
         stale = [lock for lock in self.locks() if stale_on_this_host(lock, self.hostname)]
         if not stale:
             return False
+        # restic counts a killed process that is still a zombie as alive and would keep its lock: give the
+        # parent (often init, after a kill of the whole run) a moment to reap it.
+        reaped_by = self.clock() + ZOMBIE_REAP_WAIT_S
+        while any(pid_exists(lock.pid) for lock in stale) and self.clock() < reaped_by:
+            self.sleep(0.05)
         unlocked = self.runner.run(self.argv("unlock"), env=self.env())
         if unlocked.rc != 0:
             raise classify_failure("unlock", unlocked, self.url)
         # restic judges staleness again itself: a killed process not yet reaped by its parent still answers
         # signal 0 there. Report only what is really gone, so a caller never retries on a lock still in place.
         remaining = {lock.id for lock in self.locks()}
+        for lock in stale:
+            if lock.id in remaining:
+                self.notes.append(f"restic kept the stale {lock.describe()}: the process has not been reaped by its parent yet")
         stale = [lock for lock in stale if lock.id not in remaining]
         for lock in stale:
             self.stale_locks_removed.append({"id": lock.id, "pid": lock.pid, "hostname": lock.hostname,

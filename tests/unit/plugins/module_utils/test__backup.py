@@ -185,6 +185,7 @@ def test_a_killed_earlier_run_gets_its_stale_lock_removed(tmp_path, monkeypatch)
     dead.wait()
     (tmp_path / "markers" / f"{dead.pid}.json").write_text(json.dumps({"pid": dead.pid, "start": "1", "paths": [str(tmp_path)]}))
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 777)
+    monkeypatch.setattr(_restic, "pid_exists", lambda pid: False)
     stdout, _err = fixture("backup-initial")
     runner = FakeRunner().add("list locks", stdout="abc\n").add("cat lock", stdout=json.dumps(
         {"time": "2027-01-15T07:00:00Z", "exclusive": False, "hostname": "web1", "pid": 777})).add("unlock").add("list locks").add("backup", stdout=stdout)

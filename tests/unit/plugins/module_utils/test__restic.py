@@ -107,6 +107,7 @@ def locked_then(runner, lock_json, after_unlock_rc=0):
 
 def test_stale_lock_of_this_host_is_removed_and_reported(monkeypatch):
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 3202)
+    monkeypatch.setattr(_restic, "pid_exists", lambda pid: False)
     runner = locked_then(FakeRunner(), {"time": "2026-12-03T08:06:57Z", "exclusive": False, "hostname": "web1", "pid": 3202})
     runner.add("unlock").add("list locks", stdout="").add("forget", stdout="[]")
     repository = repo(runner)
@@ -118,16 +119,35 @@ def test_stale_lock_of_this_host_is_removed_and_reported(monkeypatch):
 
 
 def test_a_lock_restic_keeps_after_unlock_is_not_reported_removed_and_not_retried(monkeypatch):
-    # restic's own staleness rule still sees the process (a killed restic its parent has not reaped yet)
+    # restic's own staleness rule still sees the process (a killed restic its parent never reaps)
     monkeypatch.setattr(_restic, "pid_alive", lambda pid: pid != 3202)
+    monkeypatch.setattr(_restic, "pid_exists", lambda pid: True)
+    clock = iter(range(0, 1000))
     runner = locked_then(FakeRunner(), {"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web1", "pid": 3202})
     runner.add("unlock").add("list locks", stdout="1a4571a6aaaa\n")
     runner.add("cat lock", stdout=json.dumps({"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web1", "pid": 3202}))
-    repository = repo(runner, lock_wait=0)
+    naps = []
+    repository = repo(runner, lock_wait=0, clock=lambda: next(clock), sleep=naps.append)
     with pytest.raises(LockedError, match="set lock_wait to wait for it"):
         repository.run("forget", "--json")
     assert runner.commands() == ["forget", "list locks", "cat lock", "unlock", "list locks", "cat lock"]
-    assert repository.stale_locks_removed == [] and repository.notes == []
+    assert len(naps) == _restic.ZOMBIE_REAP_WAIT_S - 1, "waited for the zombie to be reaped, then gave up"
+    assert repository.stale_locks_removed == [] and repository.notes == [
+        "restic kept the stale exclusive lock 1a4571a6 held by PID 3202 on web1 (?) since 2026-12-03T08:06:57Z: "
+        "the process has not been reaped by its parent yet"]
+
+
+def test_a_zombie_holder_is_given_time_to_be_reaped_before_unlock(monkeypatch):
+    monkeypatch.setattr(_restic, "pid_alive", lambda pid: False)
+    reaped = iter([True, True, False])
+    monkeypatch.setattr(_restic, "pid_exists", lambda pid: next(reaped))
+    runner = locked_then(FakeRunner(), {"time": "2026-12-03T08:06:57Z", "exclusive": True, "hostname": "web1", "pid": 3202})
+    runner.add("unlock").add("list locks", stdout="").add("forget", stdout="[]")
+    naps = []
+    repository = repo(runner, sleep=naps.append)
+    repository.run("forget", "--json")
+    assert naps == [0.05, 0.05]
+    assert [lock["pid"] for lock in repository.stale_locks_removed] == [3202]
 
 
 def test_lock_of_a_live_process_is_not_removed(monkeypatch):
