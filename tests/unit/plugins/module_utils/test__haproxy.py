@@ -445,6 +445,16 @@ def test_add_and_delete_single_keys():
     assert api.sent == [f"add map {MAP} new.test be_x", f"del map {MAP} app.test"]
 
 
+def test_a_held_lock_makes_a_map_update_wait_and_then_fail_naming_the_holder():
+    api = FakeAPI(maps={MAP: [("app.test", "be_app")]})
+    with PathLock(hx.lock_path(api.endpoint), timeout=5, purpose="a drain holding it"):
+        with pytest.raises(LockTimeout, match=r".*fake.sock.lock is locked by pid \d+ .*\(a drain holding it\); gave up after waiting 0.2 s"):
+            hx.MapManager(api, MAP, {"www.test": "be_blue"}, lock_timeout=0.2).run()
+        assert api.sent == []
+        assert hx.MapManager(api, MAP, {"www.test": "be_blue"}, check_mode=True).run()["changed"], "check mode reads without the lock"
+    assert hx.MapManager(api, MAP, {"www.test": "be_blue"}).run()["commands"] == [f"add map {MAP} www.test be_blue"]
+
+
 def test_several_keys_are_committed_atomically():
     api = FakeAPI(maps={MAP: [("app.test", "be_app"), ("www.test", "be_blue")]})
     result = hx.MapManager(api, MAP, {"www.test": "be_green", "api.test": "be_api"}).run()
