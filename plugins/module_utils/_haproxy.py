@@ -627,6 +627,9 @@ class MapManager:
             result["file_changed"] = rendered != file_before
             result["changed"] = result["changed"] or result["file_changed"]
             file_after = rendered if result["file_changed"] else None
+            # The file may differ from the runtime map (keys set without persist, a hand edit): show what is written.
+            result["diff"] = [result["diff"], {"before": file_before, "after": rendered, "before_header": f"{self.map_name} (file)",
+                                               "after_header": f"{self.map_name} (file)"}]
         return result, current, wanted, file_after
 
     def _apply(self, current: list[tuple[str, str]], wanted: list[tuple[str, str]]) -> list[str]:

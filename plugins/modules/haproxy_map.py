@@ -35,7 +35,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The runtime map's entries before and after.
+      - The runtime map's entries before and after; with O(persist=true), also the map file's content before and after.
   idempotent:
     support: full
 options:

@@ -556,6 +556,20 @@ def test_persist_keeps_comments_and_order_and_writes_atomically(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["fake.sock.lock", "hosts.map"]
 
 
+def test_persist_previews_the_file_it_writes_even_when_the_runtime_map_is_already_right(tmp_path):
+    """A key set at run time without persist is written to the file by the next persisting task: the diff shows it."""
+    path = tmp_path / "hosts.map"
+    path.write_text("app.test be_app\n")
+    api = FakeAPI(maps={str(path): [("app.test", "be_app"), ("runtime-only.test", "be_blue")]})
+    check = hx.MapManager(api, str(path), {"app.test": "be_app"}, persist=True, check_mode=True).run()
+    runtime, file_diff = check["diff"]
+    assert check["changed"] and runtime["before"] == runtime["after"]
+    assert file_diff == {"before": "app.test be_app\n", "after": "app.test be_app\nruntime-only.test be_blue\n",
+                         "before_header": f"{path} (file)", "after_header": f"{path} (file)"}
+    hx.MapManager(api, str(path), {"app.test": "be_app"}, persist=True).run()
+    assert path.read_text() == file_diff["after"], "the preview is what the real run writes"
+
+
 # ----- the runtime API over a real socket ----------------------------------------------------------
 @pytest.fixture
 def unix_server(tmp_path):
