@@ -211,7 +211,7 @@ def test_slow_loris_is_bounded_by_the_attempt_timeout(slow_loris):
     attempt = health.http_attempt(p)
     elapsed = time.monotonic() - started
     assert not attempt.ok and attempt.reason == "timeout after 0.5s"
-    assert 0.45 <= elapsed < 0.9
+    assert 0.45 <= elapsed <= 0.5 + health.DEADLINE_MARGIN_S, "the trickle goes on for 20 s: only the attempt's own deadline ends it"
 
 
 def test_whole_check_is_bounded_by_the_deadline(slow_loris):
@@ -221,7 +221,7 @@ def test_whole_check_is_bounded_by_the_deadline(slow_loris):
     )
     started = time.monotonic()
     result = health.HealthCheck(probes, "wait", deadline=0.7, concurrency=3).run()
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started <= 0.7 + health.DEADLINE_MARGIN_S
     # each one's only attempt was cut short by the deadline (0.7s of a 5s timeout): the endpoint is not blamed
     assert result["summary"] == {"total": 3, "healthy": 0, "unhealthy": 0, "not_run": 3, "elapsed_s": result["summary"]["elapsed_s"]}
     assert re.fullmatch(r"not run before the deadline: it started 0\.\d+s before it, with a timeout of 5s", result["probes"][0]["reason"])
@@ -417,7 +417,7 @@ def test_tcp_expect_and_command_probes():
     hung = health.prepare_probes([{"name": "h", "type": "command", "command": "sleep 5", "timeout": 0.3}], DEFAULTS)[0]
     started = time.monotonic()
     assert health.command_attempt(hung).reason == "timeout after 0.3s"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started <= 0.3 + health.DEADLINE_MARGIN_S, "not the 5 s of the sleep"
 
 
 def test_command_timeout_kills_children_that_hold_the_output_open():
