@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import typing as t
 
 from .core import DEFAULT_RUN_DIR, STATE_FILE, Fleet, FleetConfig, FleetError
 
@@ -52,18 +53,26 @@ def _usage_hint(fleet: Fleet) -> str:
     )
 
 
+def _fleet_options(parser: argparse.ArgumentParser, run_dir_default: str, default: t.Any) -> None:
+    parser.add_argument("--run-dir", default=run_dir_default, help="where state, keys, inventory and logs live")
+    parser.add_argument("--hosts", type=int, default=default, help="number of app hosts (web1..webN; default 4)")
+    parser.add_argument("--address-base", default=default, help="LB address; hosts take the next addresses (default 127.0.0.10)")
+    parser.add_argument("--ssh-port", type=int, default=default, help="SSH port of every host (default: 22, or 2222.. when 22 is taken)")
+    parser.add_argument("--http-port", type=int, default=default, help="load balancer HTTP port (default: 80, or 8000.. when 80 is taken)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet", description="sre.ops test fleet")
-    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="where state, keys, inventory and logs live")
-    parser.add_argument("--hosts", type=int, help="number of app hosts (web1..webN; default 4)")
-    parser.add_argument("--address-base", help="LB address; hosts take the next addresses (default 127.0.0.10)")
-    parser.add_argument("--ssh-port", type=int, help="SSH port of every host (default: 22, or 2222.. when 22 is taken)")
-    parser.add_argument("--http-port", type=int, help="load balancer HTTP port (default: 80, or 8000.. when 80 is taken)")
+    _fleet_options(parser, DEFAULT_RUN_DIR, None)
+    # The same options after the command too (`fleet down --run-dir DIR`, as the hints print it); given there,
+    # they win, and not given there, they leave what came before the command alone.
+    common = argparse.ArgumentParser(add_help=False)
+    _fleet_options(common, argparse.SUPPRESS, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the hosts and the load balancer")
-    sub.add_parser("down", help="end every recorded process and remove the run directory")
-    sub.add_parser("status", help="print the fleet state as JSON")
-    traffic = sub.add_parser("traffic", help="send steady traffic through the load balancer and report")
+    sub.add_parser("up", help="start the hosts and the load balancer", parents=[common])
+    sub.add_parser("down", help="end every recorded process and remove the run directory", parents=[common])
+    sub.add_parser("status", help="print the fleet state as JSON", parents=[common])
+    traffic = sub.add_parser("traffic", help="send steady traffic through the load balancer and report", parents=[common])
     traffic.add_argument("--rate", type=float, default=50.0, help="requests per second")
     traffic.add_argument("--duration", type=float, default=5.0, help="seconds")
     traffic.add_argument("--host-header", default="app.test")

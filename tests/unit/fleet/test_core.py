@@ -116,6 +116,11 @@ def test_commands_use_the_fleet_recorded_in_the_run_dir(recorded_fleet, capsys):
     assert report["by_server"] == {"recorded": 10}, "traffic goes to the fleet in --run-dir, not to the default address"
     assert fleet_cli(["--run-dir", run_dir, "--address-base", "127.0.0.10", "traffic", "--duration", "0.1"]) == 2
     assert f"does not match --address-base 127.0.0.10 (it uses {config['address_base']})" in capsys.readouterr().err
+    # the options may also follow the command, as the hints `up` and its errors print (`fleet down --run-dir DIR`)
+    assert fleet_cli(["traffic", "--run-dir", run_dir, "--rate", "20", "--duration", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_server"] == {"recorded": 10}
+    assert fleet_cli(["--run-dir", "/nonexistent", "status", "--run-dir", run_dir]) == 3, "given after the command, it wins"
+    assert json.loads(capsys.readouterr().out)["state"] != "down"
 
 
 @pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy not installed")
