@@ -562,7 +562,8 @@ def test_persist_previews_the_file_it_writes_even_when_the_runtime_map_is_alread
     path.write_text("app.test be_app\n")
     api = FakeAPI(maps={str(path): [("app.test", "be_app"), ("runtime-only.test", "be_blue")]})
     check = hx.MapManager(api, str(path), {"app.test": "be_app"}, persist=True, check_mode=True).run()
-    runtime, file_diff = check["diff"]
+    assert isinstance(check["diff"], list) and len(check["diff"]) == 2, "the runtime map, then the file"
+    runtime, file_diff = check["diff"][0], check["diff"][1]
     assert check["changed"] and runtime["before"] == runtime["after"]
     assert file_diff == {"before": "app.test be_app\n", "after": "app.test be_app\nruntime-only.test be_blue\n",
                          "before_header": f"{path} (file)", "after_header": f"{path} (file)"}
