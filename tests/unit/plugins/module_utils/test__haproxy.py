@@ -594,8 +594,14 @@ def unix_server(tmp_path):
                     continue
                 conn.sendall(answer.encode())
 
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     yield path, answers
+    # Stop the thread before the descriptor is closed: a thread still calling accept() on a closed descriptor
+    # accepts on whatever socket reuses that number next (it once took a later test's TLS connection).
+    server.shutdown(socket.SHUT_RDWR)  # wakes an accept() blocked in the thread
+    thread.join(10)
+    assert not thread.is_alive(), "the fake runtime API did not stop"
     server.close()
 
 
