@@ -241,6 +241,16 @@ class Fleet:
         return self.path("haproxy.sock")
 
     @property
+    def request_log(self) -> str:
+        """HAProxy's per-request log lines (option httplog), one a line, as rsyslog would write them."""
+        return self.path("haproxy-requests.log")
+
+    @property
+    def request_log_socket(self) -> str:
+        """Where HAProxy also sends each request's log line (a UNIX datagram socket, bound only while read)."""
+        return self.path("haproxy-log.sock")
+
+    @property
     def lb_url(self) -> str:
         return f"http://{self.config.lb_address}:{self.config.http_port}/"
 
@@ -406,6 +416,7 @@ class Fleet:
                     socket_path=self.haproxy_socket,
                     map_path=self.path("hosts.map"),
                     servers=servers,
+                    log_socket=self.request_log_socket,
                 )
             )
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", self.path("haproxy.cfg")], capture_output=True, check=False)
@@ -413,10 +424,11 @@ class Fleet:
             raise FleetError(f"haproxy rejected its configuration: {check.stderr.decode(errors='replace').strip()}")
 
     def _start_haproxy(self) -> int:
-        with open(self.path("haproxy.log"), "ab") as log:
+        # stdout carries only the per-request log lines (`log stdout`); alerts and warnings go to stderr.
+        with open(self.path("haproxy.log"), "ab") as log, open(self.request_log, "ab") as requests:
             proc = subprocess.Popen(  # pylint: disable=consider-using-with
                 [HAPROXY, "-db", "-f", self.path("haproxy.cfg")],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+                stdin=subprocess.DEVNULL, stdout=requests, stderr=log, start_new_session=True, cwd="/",
             )
         return proc.pid
 
@@ -498,6 +510,8 @@ class Fleet:
                                 "haproxy_map_file": self.path("hosts.map"),
                                 "haproxy_frontend_url": self.lb_url,
                                 "haproxy_metrics_url": f"{self.stats_url}/metrics",
+                                "haproxy_request_log": self.request_log,
+                                "haproxy_log_socket": self.request_log_socket,
                             }
                         }
                     },

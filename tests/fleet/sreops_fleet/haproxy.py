@@ -32,6 +32,19 @@ def _backend(name: str, servers: list[tuple[str, str, int]], balance: str = "rou
     return "\n".join(lines) + "\n"
 
 
+def render_logging(log_socket: str | None) -> str:
+    """`global` lines that log every request (option httplog, in `defaults`) where canary analysis reads it.
+
+    stdout: HAProxy runs in the foreground and the fleet sends its stdout to a file, the way rsyslog writes
+    /var/log/haproxy.log on a typical load balancer. log_socket: a UNIX datagram socket nobody listens on until
+    sre.ops.canary_analysis binds it for its window (HAProxy drops lines while no one listens).
+    """
+    lines = ["    log stdout format raw local0"]
+    if log_socket:
+        lines.append(f"    log {log_socket} len 8192 local0")
+    return "\n".join(lines) + "\n"
+
+
 def render_config(
     *,
     lb_address: str,
@@ -41,6 +54,7 @@ def render_config(
     socket_path: str,
     map_path: str,
     servers: list[tuple[str, str, int]],
+    log_socket: str | None = None,
 ) -> str:
     half = max(1, len(servers) // 2)
     return f"""\
@@ -50,9 +64,11 @@ global
     stats socket ipv4@{lb_address}:{api_port} level admin
     stats timeout 30s
     maxconn 4096
-
+{render_logging(log_socket)}
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 2s
     timeout client 30s
     timeout server 30s

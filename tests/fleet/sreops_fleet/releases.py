@@ -19,12 +19,18 @@ FIXED_MTIME = 1700000000  # a fixed timestamp: wall-clock time must not leak int
 
 # v1, v2 healthy; v3 healthy on /healthz but 1 in 5 main requests fail; v4 healthy but 300 ms slower;
 # v5 starts but is unhealthy (/healthz answers 503): a health gate must stop it.
-RELEASES: dict[str, dict[str, int]] = {
+# The subtle ones canary analysis must catch (5xx at random, latency on /): "subtle" 6% 5xx and +60 ms,
+# "err6" 6% 5xx, "slow60" +60 ms, "err1" a rare 1% 5xx.
+RELEASES: dict[str, dict[str, float]] = {
     "v1": {},
     "v2": {},
     "v3": {"error_every": 5},
     "v4": {"extra_latency_ms": 300},
     "v5": {"healthz_status": 503},
+    "subtle": {"error_ratio": 0.06, "extra_latency_ms": 60},
+    "err6": {"error_ratio": 0.06},
+    "slow60": {"extra_latency_ms": 60},
+    "err1": {"error_ratio": 0.01},
 }
 
 

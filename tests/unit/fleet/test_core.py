@@ -133,11 +133,14 @@ def test_rendered_haproxy_config_is_valid(tmp_path):
             lb_address="127.0.9.10", http_port=8081, stats_port=8405, api_port=9998,
             socket_path=str(tmp_path / "s.sock"), map_path=str(map_path),
             servers=[("web1", "127.0.9.11", 8080), ("web2", "127.0.9.12", 8080)],
+            log_socket=str(tmp_path / "log.sock"),
         )
     )
     result = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     text = cfg.read_text()
+    # every request is logged (option httplog) to stdout and to the canary analysis socket
+    assert "option httplog" in text and "log stdout format raw" in text and f"log {tmp_path / 'log.sock'} " in text
     assert "server web1 127.0.9.11:8080 check" in text
     assert "map(" + str(map_path) in text
     assert os.path.basename(str(map_path)) in text

@@ -59,6 +59,15 @@ def test_error_release_fails_one_in_five_main_requests_but_stays_healthy(serve):
     assert all(get(port, "/healthz")[0] == 200 for _i in range(10))
 
 
+def test_error_ratio_release_fails_that_share_of_main_requests_at_random(serve):
+    port = serve(error_ratio=0.5)
+    statuses = [get(port, "/")[0] for _i in range(200)]
+    # 200 fair coin flips: fewer than 60 or more than 140 failures has a probability below 1e-8
+    assert 60 <= statuses.count(500) <= 140 and set(statuses) == {200, 500}
+    assert all(get(port, "/healthz")[0] == 200 for _i in range(10))
+    assert [get(serve(error_ratio=0.0), "/")[0] for _i in range(20)] == [200] * 20
+
+
 def test_slow_release_adds_latency_to_main_endpoint_only(serve):
     port = serve(extra_latency_ms=300)
     started = time.monotonic()

@@ -31,7 +31,9 @@ def test_sha256_file_matches_artifact(tmp_path):
 
 @pytest.mark.parametrize(
     "version, behaviour",
-    [("v1", {}), ("v2", {}), ("v3", {"error_every": 5}), ("v4", {"extra_latency_ms": 300}), ("v5", {"healthz_status": 503})],
+    [("v1", {}), ("v2", {}), ("v3", {"error_every": 5}), ("v4", {"extra_latency_ms": 300}), ("v5", {"healthz_status": 503}),
+     ("subtle", {"error_ratio": 0.06, "extra_latency_ms": 60}), ("err6", {"error_ratio": 0.06}), ("slow60", {"extra_latency_ms": 60}),
+     ("err1", {"error_ratio": 0.01})],
 )
 def test_release_contents_and_behaviour(tmp_path, version, behaviour):
     artifact = releases.build(version, str(tmp_path))

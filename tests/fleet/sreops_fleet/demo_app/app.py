@@ -7,7 +7,8 @@ Configuration is merged from the release (release.json next to this file: versio
 and the host (/etc/app/app.json: where to listen). Endpoints:
   /healthz  200 "ok" while serving (every release is healthy here, including the faulty ones)
   /version  JSON with version, host and pid
-  /         the main endpoint; v3 answers every 5th request with 500, v4 adds 300 ms latency
+  /         the main endpoint; v3 answers every 5th request with 500, v4 adds 300 ms latency; releases with
+            error_ratio answer that share of requests with 500 at random
 On SIGTERM it stops accepting, finishes in-flight requests (waiting at most 10 s) and exits. Idle keep-alive
 connections (HAProxy keeps some open for reuse) do not hold the shutdown; once stopping, every response
 closes its connection.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import socket
 import sys
@@ -29,7 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_config(release_dir: str, host_config: str) -> dict:
-    config = {"listen": "127.0.0.1", "port": 8080, "version": "unknown", "error_every": 0, "extra_latency_ms": 0, "healthz_status": 200}
+    config = {"listen": "127.0.0.1", "port": 8080, "version": "unknown", "error_every": 0, "error_ratio": 0.0, "extra_latency_ms": 0,
+              "healthz_status": 200}
     for path in (os.path.join(release_dir, "release.json"), host_config):
         try:
             with open(path, encoding="utf-8") as handle:
@@ -66,6 +69,9 @@ class App:
             time.sleep(0.01)
 
     def next_request_fails(self) -> bool:
+        ratio = float(self.config.get("error_ratio") or 0.0)
+        if ratio > 0:
+            return random.random() < ratio
         every = int(self.config.get("error_every") or 0)
         if every <= 0:
             return False
