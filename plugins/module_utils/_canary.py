@@ -128,9 +128,9 @@ def latency_power_report(shape: LatencyShape, canary_samples: int, baseline_samp
     """The smallest shift of the median (ms) caught with the required power, and the power at latency_detect_ms."""
     options = {"alpha": rules.alpha, "tolerance": rules.latency_tolerance, "min_increase_ms": rules.latency_min_increase_ms}
     mde = latency_mde(shape, canary_samples, baseline_samples, power=rules.required_power, **options)
+    floor = latency_floor(shape.median, rules.latency_tolerance, rules.latency_min_increase_ms)
     report: dict[str, t.Any] = {"required_power": rules.required_power, "minimum_detectable_shift_ms": _round(mde, 1),
-                                "baseline_p50_ms": _round(shape.median), "floor_ms": _round(latency_floor(shape.median, rules.latency_tolerance,
-                                                                                                           rules.latency_min_increase_ms)),
+                                "baseline_p50_ms": _round(shape.median), "floor_ms": _round(floor),
                                 "detect_ms": rules.latency_detect_ms or None, "power_at_detect": None, "sufficient": True}
     if rules.latency_detect_ms:
         power = latency_power(shape, canary_samples, baseline_samples, rules.latency_detect_ms, **options)

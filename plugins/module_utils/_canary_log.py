@@ -109,7 +109,7 @@ class RequestLogFile:
 
     def _lines(self, data: bytes) -> list[str]:
         data = self._partial + data
-        complete, _, self._partial = data.rpartition(b"\n")
+        complete, _newline, self._partial = data.rpartition(b"\n")
         if len(self._partial) > _MAX_LINE:
             self._partial = b""
         return complete.decode("utf-8", errors="replace").splitlines() if complete else []

@@ -371,4 +371,3 @@ def latency_mde(shape: LatencyShape, canary_samples: int, baseline_samples: int,
         else:
             low = middle
     return high
-

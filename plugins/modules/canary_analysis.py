@@ -25,7 +25,7 @@ description:
   - A metric that did not fail passes only if the window could have caught the rise you want caught - O(error_detect),
     O(latency_detect_ms) - with probability O(required_power); otherwise it is V(inconclusive). Fewer than
     O(min_requests) requests or O(min_samples) latency samples per group are V(inconclusive) too, never V(pass).
-  - Every judged metric reports its minimum detectable effect (RV(detectable)). With O(mode=plan) nothing is judged: it
+  - Every judged metric reports its minimum detectable effect (RV(detectable)). With O(mode=plan) nothing is judged - it
     measures the current traffic for O(plan_sample) seconds (or takes O(expected_rate)) and states what a window with
     these settings would detect - run it before a canary, in a C(--check) preview for instance.
   - Read-only - it runs in full in check mode, so a C(--check) preview shows whether the canary would pass right now.
@@ -58,7 +58,9 @@ options:
     choices: [judge, plan]
     default: judge
   socket:
-    description: HAProxy runtime API, a UNIX socket path or V(host:port). Gives the baseline servers (every serving server that is not a canary), and the counters when there is no request log.
+    description:
+      - HAProxy runtime API, a UNIX socket path or V(host:port).
+      - Gives the baseline servers (every serving server that is not a canary), and the counters when there is no request log.
     type: str
   timeout:
     description: Seconds to wait for HAProxy to answer one command.
@@ -256,11 +258,14 @@ reasons:
   elements: str
   sample: ["error_ratio: canary error ratio 6.33% is higher than baseline 0.00% (19/300 vs 0/900, fisher p=1.1e-11 < 0.05; ...)"]
 detectable:
-  description: What the window could detect (with O(mode=plan) - would detect), one line per metric - the minimum detectable rise at O(required_power), and the probability of catching the O(error_detect) / O(latency_detect_ms) rise.
+  description:
+    - What the window could detect (with O(mode=plan) - would detect), one line per metric - the minimum detectable rise at
+      O(required_power), and the probability of catching the O(error_detect) / O(latency_detect_ms) rise.
   returned: always
   type: list
   elements: str
-  sample: ["error_ratio (haproxy log): with 300 canary and 900 baseline requests, a rise from 0.00% to 1.38% errors was caught with 80% probability; to 5.00%: 100%"]
+  sample: ["error_ratio (haproxy log): with 300 canary and 900 baseline requests, a rise from 0.00% to 1.38% errors was caught with
+            80% probability; to 5.00%: 100%"]
 sufficient:
   description: With O(mode=plan), whether every metric would have the power O(required_power) for O(error_detect) and O(latency_detect_ms).
   returned: when mode is plan
@@ -282,7 +287,9 @@ notes:
   type: list
   elements: str
 measurements:
-  description: The raw measurements - the window's start and end (epoch seconds), per group requests, errors and aborted requests from the request log (or counter deltas), probe counts.
+  description:
+    - The raw measurements - the window's start and end (epoch seconds), per group requests, errors and aborted requests from the
+      request log (or counter deltas), probe counts.
   returned: always
   type: dict
   sample: {"window_s": 60, "haproxy": {"source": "request log /var/log/haproxy.log", "canary_servers": ["web4"],

@@ -131,7 +131,7 @@ def test_samples_from_log_groups_by_server_and_skips_the_rest():
     assert (groups["canary"].requests, groups["canary"].errors, groups["canary"].latencies) == (2, 1, [60.0, 1.0])
     assert (groups["baseline"].requests, groups["baseline"].errors, groups["baseline"].aborted) == (2, 1, 1)
     assert groups["baseline"].latencies == [2.0] and baseline == ["web1", "web2", "web3"]
-    only_web1, _ = canary.samples_from_log([x.rstrip("\n") for x in lines], "be_app", ["web4"], ["web1"])
+    only_web1, _names = canary.samples_from_log([x.rstrip("\n") for x in lines], "be_app", ["web4"], ["web1"])
     assert only_web1["baseline"].requests == 1
 
 

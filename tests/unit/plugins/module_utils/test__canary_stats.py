@@ -217,4 +217,3 @@ def test_big_samples_are_reduced_to_their_shape():
     values = [float(v) for v in range(100000)]
     shape = cs.LatencyShape(values)
     assert shape.n == 2000 and shape.values[0] == 0 and shape.values[-1] == 99999 and abs(shape.median - 49999.5) < 50
-
