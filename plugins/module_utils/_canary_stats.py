@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
+import typing as t
 
 NORMAL = statistics.NormalDist()
 EXACT_LIMIT = 20000  # total requests up to which error power is summed exactly
@@ -237,8 +238,12 @@ def error_mde(test: str, canary_total: int, baseline_total: int, baseline_ratio:
 
     if top <= 0 or not caught(top):
         return None
-    low, high = 0.0, top
-    while high - low > max(1e-4, high * 0.005):
+    return _smallest(caught, 0.0, top, resolution=1e-4)
+
+
+def _smallest(caught: t.Callable[[float], bool], low: float, high: float, resolution: float) -> float:
+    """The smallest effect in (low, high] that `caught` accepts (high does), to resolution or 0.5%."""
+    while high - low > max(resolution, high * 0.005):
         middle = (low + high) / 2
         if caught(middle):
             high = middle
@@ -363,11 +368,4 @@ def latency_mde(shape: LatencyShape, canary_samples: int, baseline_samples: int,
         high *= 2
         if high > 1000 * spread + 1e6:
             return None
-    low = 0.0
-    while high - low > max(0.05, high * 0.005):
-        middle = (low + high) / 2
-        if caught(middle):
-            high = middle
-        else:
-            low = middle
-    return high
+    return _smallest(caught, 0.0, high, resolution=0.05)
