@@ -162,6 +162,12 @@ def prepare(fleet: Fleet, workdir: str) -> None:
     switch(fleet, "v1")
 
 
+def save(path: str, args: argparse.Namespace, records: list[dict[str, t.Any]], seen: list[dict[str, t.Any]]) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump({"rate": args.rate, "rounds": args.rounds, "records": records, "traffic": seen}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
@@ -187,6 +193,8 @@ def main() -> int:
                                         "verdict": result["verdict"], "reasons": result["reasons"], "detectable": result["detectable"],
                                         "metrics": result["metrics"], "measurements": result["measurements"]})
                         print(f"{name} round {round_index}: {version:<7} -> {result['verdict']:<12} {result['reasons'][0][:150]}", flush=True)
+                        if args.json:  # kept as it goes: an interrupted run keeps what it measured
+                            save(args.json, args, records, seen)
                         if version != "v2":
                             switch(fleet, "v1")  # the rollback
                     switch(fleet, "v1")
@@ -194,8 +202,7 @@ def main() -> int:
         finally:
             fleet.down()
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"rate": args.rate, "rounds": args.rounds, "records": records, "traffic": seen}, handle, indent=1)
+        save(args.json, args, records, seen)
     print(f"\ncanary analysis on the fleet, {args.rounds} rounds, {args.rate:g} requests/s through HAProxy, canary {CANARY} "
           "(25% of the traffic)")
     header = ["settings", "6% 5xx +60 ms failed", "6% 5xx failed", "+60 ms failed", "1% 5xx failed", "clean passed after 6%+60 ms",
