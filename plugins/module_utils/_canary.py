@@ -248,7 +248,7 @@ def overall(metrics: list[dict[str, t.Any]]) -> tuple[str, list[str]]:
     if not metrics:
         return INCONCLUSIVE, ["no metric was measured"]
     verdicts = [m["verdict"] for m in metrics]
-    reasons = [f"{m['metric']}: {m['reason']}" for m in metrics]
+    reasons = [f"{m['metric']}: {m['reason']}" + (f" [{m['source']}]" if m.get("source") else "") for m in metrics]
     if FAIL in verdicts:
         return FAIL, [r for m, r in zip(metrics, reasons) if m["verdict"] == FAIL] + [r for m, r in zip(metrics, reasons) if m["verdict"] != FAIL]
     if INCONCLUSIVE in verdicts:

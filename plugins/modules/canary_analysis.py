@@ -256,7 +256,7 @@ reasons:
   returned: always
   type: list
   elements: str
-  sample: ["error_ratio: canary error ratio 6.33% is higher than baseline 0.00% (19/300 vs 0/900, fisher p=1.1e-11 < 0.05; ...)"]
+  sample: ["error_ratio: canary error ratio 6.33% is higher than baseline 0.00% (19/300 vs 0/900, fisher p=1.1e-11 < 0.05; ...) [haproxy log]"]
 detectable:
   description:
     - What the window could detect (with O(mode=plan) - would detect), one line per metric - the minimum detectable rise at
