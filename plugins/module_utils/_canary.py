@@ -41,6 +41,7 @@ from ansible_collections.sre.ops.plugins.module_utils._canary_stats import (
     latency_floor,
     latency_mde,
     latency_power,
+    lognormal_latencies,
     mann_whitney_greater,
     percentile,
     two_proportion_z,
@@ -255,6 +256,170 @@ def overall(metrics: list[dict[str, t.Any]]) -> tuple[str, list[str]]:
         return INCONCLUSIVE, [r for m, r in zip(metrics, reasons) if m["verdict"] == INCONCLUSIVE] + [
             r for m, r in zip(metrics, reasons) if m["verdict"] != INCONCLUSIVE]
     return PASS, reasons
+
+
+# ----- planning: what a window would detect ------------------------------------------------------------
+SAMPLE_HINT = "a longer plan_sample or more traffic helps"
+ASSUMED_HINT = ("give baseline_p50_ms and baseline_p90_ms or baseline_latencies_ms, or run sre.ops.canary_analysis "
+                "with mode=plan on the load balancer to measure it")
+COUNTERS_NOTE = ("latency would not be judged: HAProxy's counters have no per-request timing; give log_path or log_socket "
+                 "(HAProxy's request log) or canary_urls and baseline_urls (probes)")
+
+
+def expected_requests(window: float, rate: float, canary_share: float) -> tuple[int, int]:
+    """Requests the canary and the baseline servers get in a window, at `rate` a second with `canary_share` on the canary."""
+    return int(rate * canary_share * window), int(rate * (1 - canary_share) * window)
+
+
+def probe_samples(window: float, probe_rate: float, canary_urls: int, baseline_urls: int) -> tuple[int, int]:
+    """Probe latencies each group gets in a window: probe_rate a second to every URL."""
+    per_url = int(probe_rate * window)
+    return per_url * canary_urls, per_url * baseline_urls
+
+
+def error_plan(rules: Rules, n_canary: int, n_baseline: int, baseline_ratio: float, label: str, sentences: list[str]) -> dict[str, t.Any]:
+    power = error_power_report(n_canary, n_baseline, baseline_ratio, rules)
+    sentences.append(describe_error_power(power, n_canary, n_baseline, label, "would be"))
+    return {"metric": "error_ratio", "source": label, "power": power,
+            "expected": {"canary_requests": n_canary, "baseline_requests": n_baseline, "baseline_error_ratio": round(baseline_ratio, 6)}}
+
+
+def latency_plan(rules: Rules, values: list[float] | None, n_canary: int, n_baseline: int, label: str, sentences: list[str],
+                 hint: str) -> dict[str, t.Any]:
+    """The latency power at the expected sample counts, for the baseline latencies `values`; unknown without enough of them."""
+    entry: dict[str, t.Any] = {"metric": "latency", "source": label, "expected": {"canary_samples": n_canary, "baseline_samples": n_baseline}}
+    if not values:
+        entry["power"] = None
+        sentences.append(f"latency ({label}): unknown: the baseline's latency spread is not known ({hint})")
+    elif len(values) < MIN_SHAPE_SAMPLES:
+        entry["power"] = None
+        sentences.append(f"latency ({label}): unknown: the sample had {len(values)} latencies, {MIN_SHAPE_SAMPLES} are needed "
+                         f"to know their spread ({hint})")
+    else:
+        entry["power"] = latency_power_report(LatencyShape(values), n_canary, n_baseline, rules)
+        sentences.append(describe_latency_power(entry["power"], n_canary, n_baseline, label, "would be"))
+    return entry
+
+
+def all_sufficient(metrics: list[dict[str, t.Any]]) -> bool:
+    """Every metric would have the required power; a metric whose power is unknown is not known to be sufficient."""
+    return bool(metrics) and all(m["power"] is not None and m["power"]["sufficient"] for m in metrics)
+
+
+def rules_from_options(options: t.Mapping[str, t.Any]) -> Rules:
+    """The Rules in a dict of sre.ops.canary_analysis options (other options, such as window, are not rules and are ignored)."""
+    given: dict[str, t.Any] = {}
+    for field in dataclasses.fields(Rules):
+        value = options.get(field.name)
+        if value is None:
+            continue
+        kind: type = type(field.default) if field.default is not None else float
+        if kind is str:
+            if value not in ("fisher", "ztest"):
+                raise InvalidInputError(f"{field.name} must be fisher or ztest, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidInputError(f"{field.name} must be a number, got {value!r}")
+        try:
+            given[field.name] = kind(value)
+        except ValueError:
+            raise InvalidInputError(f"{field.name} must be a number, got {value!r}") from None
+    rules = Rules(**given)
+    rules.check()
+    return rules
+
+
+def _number(name: str, value: t.Any, *, positive: bool = False, high: float | None = None) -> float | None:
+    """A number given to a power statement (numbers templated as text are taken too), checked against its range."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError()
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+    if number < 0 or (positive and number == 0) or (high is not None and number > high):
+        limits = f"from 0 to {high:g}" if high is not None else "above 0" if positive else "0 or more"
+        raise InvalidInputError(f"{name} must be {limits}, got {value!r}")
+    return number
+
+
+def _baseline_latencies(p50_ms: t.Any, p90_ms: t.Any, sample: t.Any) -> t.Callable[[bool], list[float] | None]:
+    """The baseline latencies a power statement assumes: a log-normal through p50 and p90, a given sample, or none."""
+    if (p50_ms is None) != (p90_ms is None):
+        raise InvalidInputError("baseline_p50_ms and baseline_p90_ms go together")
+    if p50_ms is not None:
+        if sample:
+            raise InvalidInputError("give baseline_p50_ms and baseline_p90_ms, or baseline_latencies_ms, not both")
+        p50, p90 = t.cast(float, _number("baseline_p50_ms", p50_ms)), t.cast(float, _number("baseline_p90_ms", p90_ms))
+        if not 0 < p50 <= p90:
+            raise InvalidInputError(f"need 0 < baseline_p50_ms <= baseline_p90_ms, got {p50:g} and {p90:g}")
+        return lambda whole_ms: lognormal_latencies(p50, p90, whole_ms=whole_ms)
+    if sample is not None and not isinstance(sample, (list, tuple)):
+        raise InvalidInputError(f"baseline_latencies_ms must be a list of numbers, got {sample!r}")
+    values = [t.cast(float, _number("baseline_latencies_ms", v)) for v in sample or []]
+    return lambda _whole_ms: values or None
+
+
+def power_statement(options: t.Mapping[str, t.Any], *, expected_rate: float | None = None, canary_share: float | None = None,
+                    canary_requests: int | None = None, baseline_requests: int | None = None, baseline_error_ratio: float = 0.0,
+                    baseline_p50_ms: float | None = None, baseline_p90_ms: float | None = None,
+                    baseline_latencies_ms: list[float] | None = None) -> dict[str, t.Any]:
+    """What an analysis with these sre.ops.canary_analysis `options` would detect at the expected traffic, measuring nothing.
+
+    For a rollout plan, before the canary runs. The traffic is `expected_rate` requests a second to canary and baseline
+    together with `canary_share` on the canary, over the options' window; or `canary_requests` and `baseline_requests`.
+    Errors are judged from the request log (log_path, log_socket) or the counters (socket); latency from the request log
+    and probes (canary_urls, baseline_urls: probe_rate a second to each URL). Options with none of these are taken to
+    read the request log. Latency power needs the baseline's spread: its p50 and p90 (a log-normal through them) or a
+    sample of its latencies. The same rules and power functions as the analysis itself.
+    """
+    rules = rules_from_options(options)
+    window = _number("window", options.get("window"), positive=True) or 60.0
+    baseline_error_ratio = t.cast(float, _number("baseline_error_ratio", baseline_error_ratio, high=1.0))
+    counts_given = canary_requests is not None or baseline_requests is not None
+    if counts_given == (expected_rate is not None or canary_share is not None):
+        raise InvalidInputError("give either expected_rate and canary_share, or canary_requests and baseline_requests")
+    if counts_given:
+        if canary_requests is None or baseline_requests is None:
+            raise InvalidInputError("canary_requests and baseline_requests go together")
+        n_canary = int(t.cast(float, _number("canary_requests", canary_requests)))
+        n_baseline = int(t.cast(float, _number("baseline_requests", baseline_requests)))
+        expected: dict[str, t.Any] = {}
+    else:
+        if expected_rate is None or canary_share is None:
+            raise InvalidInputError("expected_rate and canary_share go together")
+        rate = t.cast(float, _number("expected_rate", expected_rate))
+        share = t.cast(float, _number("canary_share", canary_share))
+        if not 0 < share < 1:
+            raise InvalidInputError(f"canary_share must be between 0 and 1 (exclusive), got {share:g}")
+        n_canary, n_baseline = expected_requests(window, rate, share)
+        expected = {"rate_per_s": round(rate, 3), "canary_share": round(share, 4)}
+    latencies = _baseline_latencies(baseline_p50_ms, baseline_p90_ms, baseline_latencies_ms)
+    reads_log = bool(options.get("log_path") or options.get("log_socket"))
+    probes = bool(options.get("canary_urls") and options.get("baseline_urls"))
+    notes = []
+    if not (reads_log or options.get("socket") or probes):
+        reads_log = True
+        notes.append("no log_path, log_socket, socket or probe URLs in the options: the request log is assumed")
+    elif not (reads_log or probes):
+        notes.append(COUNTERS_NOTE)
+    metrics: list[dict[str, t.Any]] = []
+    sentences: list[str] = []
+    if reads_log or options.get("socket"):
+        label = "haproxy log" if reads_log else "haproxy counters"
+        metrics.append(error_plan(rules, n_canary, n_baseline, baseline_error_ratio, label, sentences))
+        metrics[-1]["expected"].update(expected)
+        if reads_log:
+            # HAProxy logs whole milliseconds: the ties the test will meet belong in the shape
+            metrics.append(latency_plan(rules, latencies(True), n_canary, n_baseline, label, sentences, ASSUMED_HINT))
+    if probes:
+        probe_rate = _number("probe_rate", options.get("probe_rate"), positive=True) or 10.0
+        n_probe_canary, n_probe_baseline = probe_samples(window, probe_rate, len(options["canary_urls"]), len(options["baseline_urls"]))
+        if not metrics:
+            metrics.append(error_plan(rules, n_probe_canary, n_probe_baseline, baseline_error_ratio, "probes", sentences))
+        metrics.append(latency_plan(rules, latencies(False), n_probe_canary, n_probe_baseline, "probes", sentences, ASSUMED_HINT))
+    return {"sufficient": all_sufficient(metrics), "detectable": sentences, "metrics": metrics, "window_s": window, "notes": notes}
 
 
 # ----- measurement ----------------------------------------------------------------------------------
@@ -474,8 +639,7 @@ class CanaryAnalysis:
             metrics.append(judge_latency(c.latencies, b.latencies, self.rules, "probes"))
         notes = []
         if not any(m["metric"] == "latency" for m in metrics):
-            notes.append("latency was not judged: HAProxy's counters have no per-request timing; give log_path or log_socket "
-                         "(HAProxy's request log) or canary_urls and baseline_urls (probes)")
+            notes.append(COUNTERS_NOTE.replace("would not be", "was not"))
         verdict, reasons = overall(metrics)
         return {
             "verdict": verdict,
@@ -518,52 +682,37 @@ class CanaryAnalysis:
                 rate = counted / seconds if seconds > 0 else 0.0
             if share is None:
                 share = log_share
-        metrics = []
-        sentences = []
+        metrics: list[dict[str, t.Any]] = []
+        sentences: list[str] = []
         if needs_traffic:
             if rate is None or share is None:
                 raise InvalidInputError("cannot tell the canary's share of the traffic: give canary_share")
-            n_canary, n_baseline = int(rate * share * self.window), int(rate * (1 - share) * self.window)
-            expected = {"rate_per_s": round(rate, 3), "canary_share": round(share, 4), "canary_requests": n_canary,
-                        "baseline_requests": n_baseline, "baseline_error_ratio": round(error_ratio, 6)}
+            n_canary, n_baseline = expected_requests(self.window, rate, share)
             label = "haproxy log" if (self.log_path or self.log_socket) else "haproxy counters"
-            power = error_power_report(n_canary, n_baseline, error_ratio, self.rules)
-            metrics.append({"metric": "error_ratio", "source": label, "expected": expected, "power": power})
-            sentences.append(describe_error_power(power, n_canary, n_baseline, label, "would be"))
+            metrics.append(error_plan(self.rules, n_canary, n_baseline, error_ratio, label, sentences))
+            metrics[-1]["expected"].update(rate_per_s=round(rate, 3), canary_share=round(share, 4))
             if self.log_path or self.log_socket:
-                metrics.append(self._latency_plan(shape_values, n_canary, n_baseline, label, sentences))
+                metrics.append(latency_plan(self.rules, shape_values, n_canary, n_baseline, label, sentences, SAMPLE_HINT))
         if self.canary_urls:
-            n_canary = int(self.probe_rate * self.window) * len(self.canary_urls)
-            n_baseline = int(self.probe_rate * self.window) * len(self.baseline_urls)
+            n_canary, n_baseline = probe_samples(self.window, self.probe_rate, len(self.canary_urls), len(self.baseline_urls))
             if not shape_values:
                 runner = ProbeRunner([], self.baseline_urls, self.probe_rate, self.probe_timeout, sleep=self.sleep, clock=self.clock)
                 probed = runner.run(self.clock() + sample)["baseline"]
                 shape_values = probed.latencies
                 measured["probe_sample"] = probed.describe()
-            metrics.append(self._latency_plan(shape_values, n_canary, n_baseline, "probes", sentences))
-        sufficient = all(m["power"] is None or m["power"]["sufficient"] for m in metrics)
+            metrics.append(latency_plan(self.rules, shape_values, n_canary, n_baseline, "probes", sentences, SAMPLE_HINT))
+        notes = [] if any(m["metric"] == "latency" for m in metrics) else [COUNTERS_NOTE]
         return {
             "verdict": PLANNED,
             "passed": False,
-            "sufficient": sufficient,
+            "sufficient": all_sufficient(metrics),
             "reasons": sentences,
             "detectable": sentences,
+            "notes": notes,
             "metrics": metrics,
             "measurements": {"window_s": self.window, **measured},
             "elapsed_s": round(self.clock() - started, 3),
         }
-
-    def _latency_plan(self, values: list[float], n_canary: int, n_baseline: int, label: str, sentences: list[str]) -> dict[str, t.Any]:
-        entry: dict[str, t.Any] = {"metric": "latency", "source": label, "expected": {"canary_samples": n_canary, "baseline_samples": n_baseline}}
-        if len(values) < MIN_SHAPE_SAMPLES:
-            entry["power"] = None
-            sentences.append(f"latency ({label}): unknown: the sample had {len(values)} latencies, {MIN_SHAPE_SAMPLES} are needed "
-                             "to know their spread (a longer plan_sample or more traffic helps)")
-            return entry
-        power = latency_power_report(LatencyShape(values), n_canary, n_baseline, self.rules)
-        entry["power"] = power
-        sentences.append(describe_latency_power(power, n_canary, n_baseline, label, "would be"))
-        return entry
 
     def _sample_traffic(self, seconds: float, baseline: list[str] | None) -> tuple[int, int, int, list[float], float, float | None]:
         """Over `seconds`: requests to canary and baseline servers; the baseline's 5xx, requests and response times;

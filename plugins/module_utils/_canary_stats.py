@@ -295,6 +295,19 @@ class LatencyShape:
         return (self.quantile(0.5 + half) - self.quantile(0.5 - half)) / 2.0
 
 
+def lognormal_latencies(p50_ms: float, p90_ms: float, *, points: int = 400, whole_ms: bool = False) -> list[float]:
+    """Evenly spaced quantiles of the log-normal latency distribution with this median and 90th percentile.
+
+    For stating power before any latency was measured: a user knows their service's p50 and p90. With whole_ms the
+    values are rounded as HAProxy's timers are, so the ties the test will meet are in the shape too.
+    """
+    if not 0 < p50_ms <= p90_ms:
+        raise ValueError(f"need 0 < p50 <= p90, got p50 {p50_ms} and p90 {p90_ms}")
+    sigma = (math.log(p90_ms) - math.log(p50_ms)) / NORMAL.inv_cdf(0.9)
+    values = [math.exp(math.log(p50_ms) + sigma * NORMAL.inv_cdf((i + 0.5) / points)) for i in range(points)]
+    return [float(round(v)) for v in values] if whole_ms else values
+
+
 def mann_whitney_power(shape: LatencyShape, canary_samples: int, baseline_samples: int, shift_ms: float, *, alpha: float) -> float:
     """Probability that the one-sided Mann-Whitney test is significant for a canary that is the baseline shifted by shift_ms."""
     n1, n2 = canary_samples, baseline_samples

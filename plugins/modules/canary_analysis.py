@@ -27,7 +27,8 @@ description:
     O(min_requests) requests or O(min_samples) latency samples per group are V(inconclusive) too, never V(pass).
   - Every judged metric reports its minimum detectable effect (RV(detectable)). With O(mode=plan) nothing is judged - it
     measures the current traffic for O(plan_sample) seconds (or takes O(expected_rate)) and states what a window with
-    these settings would detect - run it before a canary, in a C(--check) preview for instance.
+    these settings would detect - run it before a canary, in a C(--check) preview for instance. The filter
+    P(sre.ops.canary_power#filter) states the same for the traffic you expect, measuring nothing (for a rollout plan).
   - Read-only - it runs in full in check mode, so a C(--check) preview shows whether the canary would pass right now.
   - "What HAProxy needs: C(option httplog) (or C(httpslog)) and C(log global) in the backend's C(defaults) or proxy, and a
     C(log) target the analysis can read on the load balancer: a syslog daemon's file (Debian's haproxy package with
@@ -189,6 +190,8 @@ options:
     choices: [fail, inconclusive]
     default: [fail, inconclusive]
 seealso:
+  - plugin: sre.ops.canary_power
+    plugin_type: filter
   - module: sre.ops.haproxy_info
   - module: sre.ops.health_check
 """
@@ -283,7 +286,7 @@ metrics:
             "power": {"minimum_detectable_rise": 0.0138, "power_at_detect": 1.0, "required_power": 0.8, "sufficient": true}}]
 notes:
   description: What was not judged and why (for example latency, without a request log or probes).
-  returned: when mode is judge
+  returned: always
   type: list
   elements: str
 measurements:

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 
 import pytest
 
@@ -272,4 +274,99 @@ def test_plan_without_share_or_traffic_is_a_clear_error(tmp_path):
 def test_bad_options_fail_clearly(options, message):
     with pytest.raises(InvalidInputError) as error:
         analysis(FakeTime(), **options)
+    assert message in error.value.msg
+
+
+# ----- power statement: what a plan can say before the canary runs ---------------------------------------
+def test_power_statement_is_what_the_plan_measures_for_the_same_traffic(tmp_path):
+    """The statement a rollout plan prints and the analysis's own mode=plan agree, given the same baseline data."""
+    path = tmp_path / "haproxy.log"
+    path.write_text("")
+    rng = random.Random(8)
+    fake = FakeTime(writer(str(path), lambda: [line(f"web{i}", tr=rng.choice([1, 1, 2, 3, 8])) for i in (1, 2, 3, 4) for _j in range(10)]))
+    measured = analysis(fake, log_path=str(path)).plan(expected_rate=40, canary_share=0.25, sample=3)
+    with open(path, encoding="utf-8") as handle:
+        groups, _names = canary.samples_from_log(handle.read().splitlines(), "be_app", ["web4"], None)
+    stated = canary.power_statement({"window": 30, "log_path": "/var/log/haproxy.log"}, expected_rate=40, canary_share=0.25,
+                                    baseline_latencies_ms=groups["baseline"].latencies)
+    assert stated["metrics"] == measured["metrics"] and stated["detectable"] == measured["detectable"]
+    assert stated["sufficient"] is measured["sufficient"] is True and stated["notes"] == []
+
+
+def test_power_statement_is_honest_about_what_the_rule_then_catches():
+    """Canaries drawn with the stated minimum detectable rise are failed by the analysis's own rule about as often as stated."""
+    stated = canary.power_statement({"window": 30}, expected_rate=40, canary_share=0.25, baseline_p50_ms=20, baseline_p90_ms=60)
+    errors, latency = stated["metrics"]
+    assert errors["expected"] == {"rate_per_s": 40, "canary_share": 0.25, "canary_requests": 300, "baseline_requests": 900,
+                                  "baseline_error_ratio": 0.0}
+    rise, shift = errors["power"]["minimum_detectable_rise"], latency["power"]["minimum_detectable_shift_ms"]
+    rng = random.Random(12)
+    trials = 300
+    caught = sum(judge_errors((sum(rng.random() < rise for _request in range(300)), 300), (0, 900), min_requests=100)["verdict"] == "fail"
+                 for _trial in range(trials))
+    assert 0.72 <= caught / trials <= 0.88, f"stated 80%, the rule caught {caught / trials:.0%}"
+    shape = latency_shape_sampler(20, 60, rng)
+    caught = sum(canary.judge_latency(shape(300, shift), shape(900, 0), rules(latency_detect_ms=0))["verdict"] == "fail" for _trial in range(60))
+    assert caught / 60 >= 0.7, f"stated 80% for +{shift} ms, the rule caught {caught / 60:.0%}: the statement must not overstate"
+    assert stated["detectable"][1].startswith("latency (haproxy log): with 300 canary and 900 baseline samples (baseline p50 20.0 ms), a +")
+
+
+def latency_shape_sampler(p50, p90, rng):
+    sigma = (math.log(p90) - math.log(p50)) / statistics.NormalDist().inv_cdf(0.9)
+    return lambda n, shift: [float(round(math.exp(math.log(p50) + sigma * rng.gauss(0, 1)) + shift)) for _sample in range(n)]
+
+
+def test_power_statement_follows_the_sources_in_the_options():
+    counters = canary.power_statement({"socket": "/run/haproxy/admin.sock", "window": 60}, canary_requests=600, baseline_requests=1800,
+                                      baseline_error_ratio=0.005)
+    assert [m["metric"] for m in counters["metrics"]] == ["error_ratio"] and counters["metrics"][0]["source"] == "haproxy counters"
+    assert counters["notes"][0].startswith("latency would not be judged") and counters["sufficient"]
+    assert counters["detectable"][0].startswith("error_ratio (haproxy counters): with 600 canary and 1800 baseline requests, a rise from 0.50% to")
+    probes = canary.power_statement({"socket": "/s", "canary_urls": ["http://c/"], "baseline_urls": ["http://b1/", "http://b2/"],
+                                     "probe_rate": 5, "window": 60}, expected_rate=40, canary_share=0.1, baseline_p50_ms=20, baseline_p90_ms=60)
+    assert [(m["metric"], m["source"]) for m in probes["metrics"]] == [("error_ratio", "haproxy counters"), ("latency", "probes")]
+    assert probes["metrics"][0]["expected"]["canary_requests"] == 240
+    assert probes["metrics"][1]["expected"] == {"canary_samples": 300, "baseline_samples": 600}, "probe_rate a second to every URL"
+    only_probes = canary.power_statement({"canary_urls": ["http://c/"], "baseline_urls": ["http://b/"]}, canary_requests=1, baseline_requests=1)
+    assert [(m["metric"], m["source"]) for m in only_probes["metrics"]] == [("error_ratio", "probes"), ("latency", "probes")]
+    assert only_probes["metrics"][0]["expected"]["canary_requests"] == 600, "probes at the default 10 a second for the default 60 s"
+    assumed = canary.power_statement({}, canary_requests=600, baseline_requests=1800)
+    assert assumed["notes"] == ["no log_path, log_socket, socket or probe URLs in the options: the request log is assumed"]
+    assert assumed["metrics"][1]["power"] is None and not assumed["sufficient"], "latency power is unknown without the baseline's spread"
+    assert "give baseline_p50_ms and baseline_p90_ms" in assumed["detectable"][1]
+
+
+def test_power_statement_uses_the_users_thresholds():
+    """A 1-point tolerance needs more traffic than the default; error_detect below what the window can catch is not sufficient."""
+    default = canary.power_statement({}, canary_requests=600, baseline_requests=1800, baseline_error_ratio=0.005, baseline_p50_ms=20,
+                                     baseline_p90_ms=60)
+    strict = canary.power_statement({"error_tolerance": 0.01, "error_detect": 0.015, "latency_detect_ms": 25, "required_power": 0.9},
+                                    canary_requests=600, baseline_requests=1800, baseline_error_ratio=0.005, baseline_p50_ms=20, baseline_p90_ms=60)
+    assert strict["metrics"][0]["power"]["minimum_detectable_rise"] > default["metrics"][0]["power"]["minimum_detectable_rise"]
+    assert strict["metrics"][0]["power"]["required_power"] == 0.9 and not strict["sufficient"]
+    assert "with 90% probability; to 2.00%:" in strict["detectable"][0] and "; +25 ms:" in strict["detectable"][1]
+    assert canary.power_statement({"window": "30"}, expected_rate="40", canary_share=0.25)["window_s"] == 30, "templated numbers as text"
+
+
+@pytest.mark.parametrize("options, traffic, message", [
+    ({}, {}, "give either expected_rate and canary_share, or canary_requests and baseline_requests"),
+    ({}, {"expected_rate": 10, "canary_requests": 5}, "give either expected_rate and canary_share, or canary_requests"),
+    ({}, {"expected_rate": 10}, "expected_rate and canary_share go together"),
+    ({}, {"canary_requests": 10}, "canary_requests and baseline_requests go together"),
+    ({}, {"expected_rate": 10, "canary_share": 1}, "canary_share must be between 0 and 1 (exclusive), got 1"),
+    ({}, {"expected_rate": -1, "canary_share": 0.5}, "expected_rate must be 0 or more, got -1"),
+    ({"window": 0}, {"expected_rate": 1, "canary_share": 0.5}, "window must be above 0, got 0"),
+    ({}, {"canary_requests": "many", "baseline_requests": 1}, "canary_requests must be a number, got 'many'"),
+    ({}, {"canary_requests": 1, "baseline_requests": 1, "baseline_error_ratio": 2}, "baseline_error_ratio must be from 0 to 1, got 2"),
+    ({}, {"canary_requests": 1, "baseline_requests": 1, "baseline_p50_ms": 20}, "baseline_p50_ms and baseline_p90_ms go together"),
+    ({}, {"canary_requests": 1, "baseline_requests": 1, "baseline_p50_ms": 20, "baseline_p90_ms": 10}, "need 0 < baseline_p50_ms <= baseline_p90_ms"),
+    ({}, {"canary_requests": 1, "baseline_requests": 1, "baseline_p50_ms": 2, "baseline_p90_ms": 5, "baseline_latencies_ms": [1]}, "not both"),
+    ({}, {"canary_requests": 1, "baseline_requests": 1, "baseline_latencies_ms": "1,2"}, "baseline_latencies_ms must be a list of numbers"),
+    ({"error_test": "chi2"}, {"canary_requests": 1, "baseline_requests": 1}, "error_test must be fisher or ztest, got 'chi2'"),
+    ({"alpha": True}, {"canary_requests": 1, "baseline_requests": 1}, "alpha must be a number, got True"),
+    ({"error_detect": 0.004}, {"canary_requests": 1, "baseline_requests": 1}, "error_detect (0.004) must be above error_tolerance (0.005)"),
+])
+def test_power_statement_bad_input_fails_clearly(options, traffic, message):
+    with pytest.raises(InvalidInputError) as error:
+        canary.power_statement(options, **traffic)
     assert message in error.value.msg

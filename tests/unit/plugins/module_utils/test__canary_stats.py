@@ -220,3 +220,13 @@ def test_big_samples_are_reduced_to_their_shape():
     values = [float(v) for v in range(100000)]
     shape = cs.LatencyShape(values)
     assert shape.n == 2000 and shape.values[0] == 0 and shape.values[-1] == 99999 and abs(shape.median - 49999.5) < 50
+
+
+@pytest.mark.parametrize("p50, p90", [(2, 5), (20, 60), (100, 101), (7, 7)])
+def test_lognormal_latencies_are_scipys_quantiles(p50, p90):
+    sigma = (math.log(p90) - math.log(p50)) / scipy_stats.norm.ppf(0.9)
+    expected = scipy_stats.lognorm.ppf((np.arange(400) + 0.5) / 400, s=sigma, scale=p50) if sigma else np.full(400, float(p50))
+    assert cs.lognormal_latencies(p50, p90) == pytest.approx(list(expected), rel=1e-9)
+    assert cs.lognormal_latencies(p50, p90, whole_ms=True) == [float(round(v)) for v in expected], "HAProxy logs whole ms"
+    shape = cs.LatencyShape(cs.lognormal_latencies(p50, p90))
+    assert shape.median == pytest.approx(p50, rel=0.01) and shape.quantile(0.9) == pytest.approx(p90, rel=0.01)
