@@ -141,6 +141,21 @@ def test_clean_canary_right_after_a_rolled_back_slow_release_passes(canaries, re
     assert history >= latency["canary"]["p50_ms"] + 20, (history, latency["canary"])
 
 
+def test_clean_canary_right_after_a_rolled_back_erroring_release_passes_on_counter_deltas(canaries, releases_dir, tmp_path):
+    """HAProxy's counters for web2 hold v3's 500s; differenced over the window they hold none."""
+    TrafficGenerator(canaries.lb_url, rate=100, duration=3).run()  # web2 answers 1 in 5 with 500 (v3)
+    put_release(canaries, releases_dir, "web2", "v1")  # rolled back
+    try:
+        history = int(haproxy_stat(canaries, "web2", "hrsp_5xx"))
+        result, _traffic = analyse(canaries, tmp_path, "after-errors", canary=["web2"], baseline=["web1"])
+    finally:
+        put_release(canaries, releases_dir, "web2", "v3")
+    assert history > 0, "v3 served errors before the rollback"
+    assert result["verdict"] == "pass", result["reasons"]
+    errors = result["metrics"][0]
+    assert errors["source"] == "haproxy counters" and errors["canary"]["errors"] == 0 and errors["canary"]["requests"] >= 50
+
+
 def test_healthy_canary_passes_states_its_power_and_check_mode_judges_too(canaries, tmp_path):
     for flags in ((), ("--check",)):
         result, _traffic = analyse(canaries, tmp_path, f"ok{len(flags)}", *flags, canary=["web1"], baseline=["web4"], **LOG_FILE)
@@ -166,6 +181,16 @@ def test_plan_states_what_a_window_would_detect_at_the_current_traffic(canaries,
     assert 500 <= errors["expected"]["canary_requests"] <= 1000 and errors["expected"]["canary_share"] == 0.5
     assert errors["power"]["minimum_detectable_rise"] < 0.05 and latency["power"]["minimum_detectable_shift_ms"] >= 10
     assert "would be caught with 80% probability" in result["detectable"][0]
+    # the filter a rollout plan uses, through ansible on lb1, states the same for the same expected traffic
+    expected = errors["expected"]
+    options = {**BASE, **LOG_FILE, "window": 30}
+    traffic = ", ".join(f"{k}={expected[k]!r}" for k in ("canary_requests", "baseline_requests", "baseline_error_ratio"))
+    run, stated = run_module(canaries, "lb1", "ansible.builtin.debug", {"msg": f"{{{{ {options!r} | sre.ops.canary_power({traffic}) }}}}"},
+                             tmp_dir=str(tmp_path / "filter"))
+    assert run.rc == 0, run.output
+    power = stated["lb1"]["msg"]
+    assert power["metrics"][0]["power"] == errors["power"] and power["detectable"][0] == result["detectable"][0]
+    assert power["metrics"][1]["power"] is None and not power["sufficient"], "no latency spread given: latency power unknown"
 
 
 def test_too_little_traffic_is_inconclusive_and_fails_the_task_by_default(canaries, tmp_path):

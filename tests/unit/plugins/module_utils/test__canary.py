@@ -322,11 +322,15 @@ def test_power_statement_follows_the_sources_in_the_options():
     assert [m["metric"] for m in counters["metrics"]] == ["error_ratio"] and counters["metrics"][0]["source"] == "haproxy counters"
     assert counters["notes"][0].startswith("latency would not be judged") and counters["sufficient"]
     assert counters["detectable"][0].startswith("error_ratio (haproxy counters): with 600 canary and 1800 baseline requests, a rise from 0.50% to")
-    probes = canary.power_statement({"socket": "/s", "canary_urls": ["http://c/"], "baseline_urls": ["http://b1/", "http://b2/"],
+    probes = canary.power_statement({"socket": "/s", "canary_urls": ["http://c1/", "http://c2/"], "baseline_urls": ["http://b1/", "http://b2/", "http://b3/"],
                                      "probe_rate": 5, "window": 60}, expected_rate=40, canary_share=0.1, baseline_p50_ms=20, baseline_p90_ms=60)
     assert [(m["metric"], m["source"]) for m in probes["metrics"]] == [("error_ratio", "haproxy counters"), ("latency", "probes")]
     assert probes["metrics"][0]["expected"]["canary_requests"] == 240
-    assert probes["metrics"][1]["expected"] == {"canary_samples": 300, "baseline_samples": 600}, "probe_rate a second to every URL"
+    assert probes["metrics"][1]["expected"] == {"canary_samples": 600, "baseline_samples": 900}, "probe_rate a second to every URL"
+    both = canary.power_statement({"log_path": "/l", "canary_urls": ["http://c/"], "baseline_urls": ["http://b/"]}, canary_requests=300,
+                                  baseline_requests=900, baseline_p50_ms=2.4, baseline_p90_ms=5)
+    assert [(m["source"], m["power"]["baseline_p50_ms"]) for m in both["metrics"][1:]] == [("haproxy log", 2.0), ("probes", 2.4)], \
+        "HAProxy logs whole milliseconds; probes time to the microsecond"
     only_probes = canary.power_statement({"canary_urls": ["http://c/"], "baseline_urls": ["http://b/"]}, canary_requests=1, baseline_requests=1)
     assert [(m["metric"], m["source"]) for m in only_probes["metrics"]] == [("error_ratio", "probes"), ("latency", "probes")]
     assert only_probes["metrics"][0]["expected"]["canary_requests"] == 600, "probes at the default 10 a second for the default 60 s"
