@@ -270,7 +270,9 @@ detectable:
   sample: ["error_ratio (haproxy log): with 300 canary and 900 baseline requests, a rise from 0.00% to 1.38% errors was caught with
             80% probability; to 5.00%: 100%"]
 sufficient:
-  description: With O(mode=plan), whether every metric would have the power O(required_power) for O(error_detect) and O(latency_detect_ms).
+  description:
+    - With O(mode=plan), whether every metric would have the power O(required_power) for O(error_detect) and O(latency_detect_ms).
+    - A metric whose power is unknown (too few latencies in the sample to know their spread) is not sufficient.
   returned: when mode is plan
   type: bool
 metrics:
