@@ -57,15 +57,16 @@ def sanity() -> Commands:
 
 
 def integration_workers() -> list[str]:
-    """pytest-xdist options: test files spread over $SREOPS_TEST_WORKERS processes (default 2, 1 = no xdist).
+    """pytest-xdist options: test files spread over $SREOPS_TEST_WORKERS processes (default 3, 1 = no xdist).
 
     Most of an integration test's time is spent waiting on SSH round trips, HAProxy health checks and traffic
-    windows, so two workers roughly halve the stage on two cores. Whole files go to one worker (loadfile): a
+    windows, so three workers keep two cores busy (at most 4: each worker's fleets get a quarter of the
+    third octet, see tests/fleet/sreops_fleet/core.py). Whole files go to one worker (loadfile): a
     file's fleet fixture is brought up once, and each worker's fleets get addresses of their own.
     """
-    workers = os.environ.get("SREOPS_TEST_WORKERS", "2")
-    if not workers.isdigit() or int(workers) < 1:
-        raise SystemExit(f"SREOPS_TEST_WORKERS must be a whole number of 1 or more, got {workers!r}")
+    workers = os.environ.get("SREOPS_TEST_WORKERS", "3")
+    if not workers.isdigit() or not 1 <= int(workers) <= 4:
+        raise SystemExit(f"SREOPS_TEST_WORKERS must be a whole number from 1 to 4, got {workers!r}")
     return [] if int(workers) == 1 else ["-n", workers, "--dist", "loadfile"]
 
 
