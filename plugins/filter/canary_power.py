@@ -9,21 +9,21 @@ short_description: What a canary analysis with these options would detect at the
 version_added: 0.1.0
 description:
   - States, before a canary runs, what M(sre.ops.canary_analysis) with these options would catch - the smallest rise of
-    the error ratio and of the median latency caught with probability O(_input.required_power), and the probability of
-    catching the O(_input.error_detect) / O(_input.latency_detect_ms) rise - for the traffic you expect in its window.
+    the error ratio and of the median latency caught with probability C(required_power), and the probability of
+    catching the C(error_detect) / C(latency_detect_ms) rise - for the traffic you expect in its window.
   - Computed by the same rules and power functions the analysis uses when it judges; it measures nothing. To measure the
     current traffic on the load balancer instead, run M(sre.ops.canary_analysis) with O(sre.ops.canary_analysis#module:mode=plan).
   - The traffic is O(expected_rate) requests a second to canary and baseline servers together, O(canary_share) of it on the
-    canary, over O(_input.window) seconds (default 60); or O(canary_requests) and O(baseline_requests).
+    canary, over C(window) seconds (default 60); or O(canary_requests) and O(baseline_requests).
   - Which metrics are stated follows the options, as in the analysis - errors and latency from HAProxy's request log
-    (O(_input.log_path), O(_input.log_socket)), errors only from its counters (O(_input.socket) alone), latency from probes
-    (O(_input.canary_urls), O(_input.baseline_urls), O(_input.probe_rate) a second to each URL). With none of them the
+    (C(log_path), C(log_socket)), errors only from its counters (C(socket) alone), latency from probes
+    (C(canary_urls), C(baseline_urls), C(probe_rate) a second to each URL). With none of them the
     request log is assumed (RV(_value.notes) says so).
   - Latency power depends on the baseline's latency spread - give O(baseline_p50_ms) and O(baseline_p90_ms) (a log-normal
     distribution through them) or a sample O(baseline_latencies_ms); without them latency power is unknown and
     RV(_value.sufficient) is false.
-  - Fails with a clear message on options the analysis would refuse (for example O(_input.error_detect) not above
-    O(_input.error_tolerance)).
+  - Fails with a clear message on options the analysis would refuse (for example C(error_detect) not above
+    C(error_tolerance)).
 positional: _input
 options:
   _input:
@@ -97,7 +97,7 @@ _value:
       type: list
       elements: str
     sufficient:
-      description: Whether every metric would catch the O(_input.error_detect) / O(_input.latency_detect_ms) rise with O(_input.required_power).
+      description: Whether every metric would catch the C(error_detect) / C(latency_detect_ms) rise with C(required_power).
       type: bool
     metrics:
       description: Per metric, its source, the expected request or sample counts and C(power) (as in the analysis's RV(sre.ops.canary_analysis#module:metrics)).
