@@ -217,23 +217,6 @@ def go_mode_to_posix(mode: int) -> int:
     return bits
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists on this host (a zombie counts as gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def pid_exists(pid: int) -> bool:
     """Whether the kernel still has this PID, a zombie included (what restic's own staleness rule asks)."""
     try:
@@ -243,6 +226,17 @@ def pid_exists(pid: int) -> bool:
     except OSError:
         return True
     return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this host (a zombie counts as gone)."""
+    if pid <= 0 or not pid_exists(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 # How long a stale lock's dead process may stay a zombie before we give up waiting for its parent to reap it.
