@@ -474,7 +474,8 @@ class ProbeRunner:
 
     def __init__(self, canary_urls: list[str], baseline_urls: list[str], rate: float, timeout: float, *,
                  sleep: t.Callable[[float], t.Any] = time.sleep, clock: t.Callable[[], float] = time.monotonic,
-                 attempt: t.Callable[[dict[str, t.Any]], Attempt] = http_attempt) -> None:
+                 attempt: t.Callable[[dict[str, t.Any]], Attempt] = http_attempt,
+                 executor: t.Callable[..., t.Any] = ThreadPoolExecutor) -> None:
         targets = [("canary", u) for u in canary_urls] + [("baseline", u) for u in baseline_urls]
         probes = prepare_probes([{"name": f"u{i}", "type": "http", "url": u, "status_codes": ["1xx", "2xx", "3xx", "4xx"]}
                                  for i, (_group, u) in enumerate(targets)],
@@ -482,11 +483,12 @@ class ProbeRunner:
         self.targets = [(group, probe) for (group, _url), probe in zip(targets, probes)]
         self.rate = rate
         self.sleep, self.clock, self.attempt = sleep, clock, attempt
+        self.executor = executor
 
     def run(self, deadline: float) -> dict[str, Sample]:
         period = 1.0 / self.rate
         futures: list[tuple[str, t.Any]] = []
-        with ThreadPoolExecutor(max_workers=min(64, 4 * len(self.targets) + 4)) as pool:
+        with self.executor(max_workers=min(64, 4 * len(self.targets) + 4)) as pool:
             start = self.clock()
             tick = 0
             while self.clock() < deadline:

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import math
+import threading
 import random
 import statistics
+from concurrent.futures import Future
 
 import pytest
 
@@ -222,8 +224,25 @@ def test_probes_give_every_host_the_same_load():
         sent.append(probe["url"])
         return Attempt(True, 200, 0.002 if "canary" in probe["url"] else 0.001, "ok")
 
+    class InlineExecutor:
+        """Runs each request as it is submitted, so `sent` is the submission order (threads would reorder it)."""
+
+        def __init__(self, max_workers):
+            self.max_workers = max_workers
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_result(fn(*args))
+            return future
+
     runner = canary.ProbeRunner(["http://canary/"], ["http://b1/", "http://b2/", "http://b3/"], 5, 1, sleep=fake.sleep, clock=fake.clock,
-                                attempt=attempt)
+                                attempt=attempt, executor=InlineExecutor)
     groups = runner.run(fake.now + 10)
     counts = {url: sent.count(url) for url in set(sent)}
     assert counts == {"http://canary/": 50, "http://b1/": 50, "http://b2/": 50, "http://b3/": 50}, "5 a second to every URL"
@@ -231,6 +250,24 @@ def test_probes_give_every_host_the_same_load():
     assert groups["canary"].latencies == [2.0] * 50
     # interleaved: in every tick each URL once, the order alternating
     assert sent[:8] == ["http://canary/", "http://b1/", "http://b2/", "http://b3/", "http://b3/", "http://b2/", "http://b1/", "http://canary/"]
+
+
+def test_probes_run_concurrently_and_are_all_counted():
+    """With the real thread pool: one slow URL does not hold up the others, and every answer is counted."""
+    fake = FakeTime()
+    lock = threading.Lock()
+    sent = []
+
+    def attempt(probe):
+        with lock:
+            sent.append(probe["url"])
+        return Attempt("b2" not in probe["url"], 200 if "b2" not in probe["url"] else None, 0.001, "ok")
+
+    runner = canary.ProbeRunner(["http://canary/"], ["http://b1/", "http://b2/"], 4, 1, sleep=fake.sleep, clock=fake.clock, attempt=attempt)
+    groups = runner.run(fake.now + 5)
+    assert sorted(set(sent)) == ["http://b1/", "http://b2/", "http://canary/"] and len(sent) == 60
+    assert groups["canary"].requests == 20 and groups["canary"].errors == 0
+    assert groups["baseline"].requests == 40 and groups["baseline"].errors == 20 and len(groups["baseline"].latencies) == 20
 
 
 def test_plan_states_what_the_window_would_detect_at_the_measured_traffic(tmp_path):
