@@ -38,6 +38,8 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "canary_on_inconclusive": {"type": "str", "choices": list(ON_INCONCLUSIVE), "default": "fail"},
     "canary_promote": {"type": "bool", "default": False},
     "canary_group": {"type": "str", "default": "deploy_canary"},
+    "canary_expected_rps": {"type": "float", "default": 0},
+    "canary_expected_latency_ms": {"type": "dict", "default": {}, "options": {"p50": {"type": "float"}, "p90": {"type": "float"}}},
     "bg_groups": {"type": "dict", "default": {"blue": "blue", "green": "green"}},
     "bg_backends": {"type": "dict", "default": {"blue": "be_blue", "green": "be_green"}},
     "bg_map": {"type": "str", "default": ""},

@@ -17,6 +17,7 @@ import math
 import re
 import typing as t
 
+from ansible_collections.sre.ops.plugins.module_utils._canary import power_statement
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._haproxy import share_weight
 
@@ -427,6 +428,7 @@ class RolloutPlanner:
         others_weight = sum(int(server.get("weight") or 0) for name, server in backend.get("servers", {}).items()
                             if name not in canary_servers and server.get("serving") and not server.get("backup"))
         out = []
+        share_now: float | None = None  # the canaries' share of the backend's traffic when an analysis step runs
         for index, step in enumerate(steps):
             given = [k for k in ("set_weight", "pause", "analysis") if step.get(k) is not None]
             if len(given) != 1:
@@ -441,6 +443,7 @@ class RolloutPlanner:
                     self.notes.append(f"deploy_canary_steps[{index}].set_weight {share}: no other server of {backend_name} takes traffic, "
                                       "so the canaries take all of it at their full weight")
                     out.append({"index": index, "kind": kind, "set_weight": share, "share": None, "weight": None, "effective": 100.0})
+                    share_now = None
                     continue
                 try:
                     # the weight the step will set (sre.ops.haproxy_server share=), refused here if no whole weight gives it
@@ -450,6 +453,7 @@ class RolloutPlanner:
                     continue
                 out.append({"index": index, "kind": kind, "set_weight": share, "share": share, "weight": predicted["weight"],
                             "effective": predicted["effective"]})
+                share_now = predicted["effective"] / 100
             elif kind == "pause":
                 out.append({"index": index, "kind": kind, "pause": step["pause"]})
             else:
@@ -460,8 +464,26 @@ class RolloutPlanner:
                     # the same number of URLs on each side, so every probed host gets the same load
                     options["canary_urls"] = [h.probe_url for h in canaries]
                     options["baseline_urls"] = [h.probe_url for h in [b for b in baseline if b.serving][: len(canaries)]]
-                out.append({"index": index, "kind": kind, "analysis": options})
+                out.append({"index": index, "kind": kind, "analysis": options, "power": self._power(index, options, share_now)})
         return out
+
+    def _power(self, index: int, options: dict[str, t.Any], share: float | None) -> dict[str, t.Any] | None:
+        """What the analysis step would detect at deploy_canary_expected_rps (sre.ops.canary_analysis's own power functions)."""
+        rate = self.s.get("canary_expected_rps") or 0
+        if not rate:
+            return None
+        if share is None or not 0 < share < 1:
+            self.notes.append(f"deploy_canary_steps[{index}].analysis: no set_weight step before it gives the canaries a share of the "
+                              "traffic, so the plan cannot say what it would detect")
+            return None
+        latency = self.s.get("canary_expected_latency_ms") or {}
+        try:
+            # the role always gives the analysis the load balancer's socket (error counters when no request log is read)
+            return power_statement(dict(options, socket=options.get("socket") or "deploy_lb_socket"), expected_rate=float(rate),
+                                   canary_share=share, baseline_p50_ms=latency.get("p50"), baseline_p90_ms=latency.get("p90"))
+        except SreOpsError as exc:
+            self.problems.append(f"deploy_canary_steps[{index}].analysis: {exc.msg}")
+            return None
 
     # -- blue-green ---------------------------------------------------------------------------------------------
     def _plan_blue_green(self, target: str) -> dict[str, t.Any]:
@@ -627,6 +649,11 @@ def summarize(plan: dict[str, t.Any]) -> list[str]:
         lines.append(f"wave {canary['index']} ({canary['phase']}): " + "; ".join(_host_line(n, plan["hosts"][n]) for n in canary["hosts"]))
         if canary["phase"] == "canary":
             lines.append(f"  canary steps: {steps}; baseline: {', '.join(canary['baseline'])}")
+            for step in canary["steps"]:
+                if step.get("power"):
+                    verdict = "" if step["power"]["sufficient"] else " (not every metric is known to have the required power)"
+                    lines.append(f"  analysis step {step['index']} would detect{verdict}:")
+                    lines += [f"    {sentence}" for sentence in step["power"]["detectable"]]
     for wave in plan["waves"]:
         lines.append(f"wave {wave['index']} ({wave['phase']}): " + ("; ".join(_host_line(n, plan["hosts"][n]) for n in wave["hosts"]) or "no host changes"))
     bg = plan.get("blue_green")
@@ -702,6 +729,7 @@ def assemble_report(plan: dict[str, t.Any], records: list[dict[str, t.Any]], ana
         "verdict": str(a.get("verdict") or "unknown"),
         "reasons": [str(x) for x in a.get("reasons") or []],
         "metrics": a.get("metrics") or [],
+        "measurements": a.get("measurements") or {},
         "canary_urls": [str(u) for u in a.get("canary_urls") or []],
         "baseline_urls": [str(u) for u in a.get("baseline_urls") or []],
     } for a in analyses if isinstance(a, dict)]

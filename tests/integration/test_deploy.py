@@ -272,7 +272,7 @@ def test_killed_rollout_stays_safe_and_the_rerun_passes_the_gates_again(dfleet, 
 @pytest.mark.parametrize("version, extra, reason", [
     ("v3", None, "error_ratio: canary error ratio"),
     ("v4", {"deploy_canary_probe_url": "http://{{ app_listen_address }}:{{ app_port }}/",
-            "deploy_canary_analysis": {"window": 6, "interval": 1, "min_requests": 40, "min_samples": 20, "probe_rate": 8}},
+            "deploy_canary_analysis": {"window": 6, "min_requests": 40, "min_samples": 20, "probe_rate": 8}},
      "latency: canary latency is higher"),
 ])
 def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, version, extra, reason):
@@ -286,6 +286,10 @@ def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, version, extra, rea
     rollout = latest_report(dfleet, "canary")
     assert rollout["verdict"] == "aborted" and rollout["rollback_taken"]
     assert rollout["analyses"][0]["verdict"] == "fail" and any(reason in r for r in rollout["analyses"][0]["reasons"])
+    if not extra:
+        # the demo settings read lb1's request log: the window's own requests, not rolling averages or earlier releases
+        assert {m["source"] for m in rollout["analyses"][0]["metrics"]} == {"haproxy log"}, rollout["analyses"][0]["metrics"]
+        assert rollout["canary"]["steps"][2]["power"]["metrics"][0]["expected"]["canary_requests"] > 0, "the plan stated the power"
     assert set(report["errors_by_server"]) <= {"web1"}, f"errors outside the canary: {report['errors_by_server']}"
     assert sampler.minimum >= 3
     ledger = json.loads(ssh(dfleet, "web1", "cat /srv/app/ledger.json").stdout)
@@ -298,12 +302,23 @@ def test_bad_canary_is_judged_failed_and_rolled_back(dfleet, version, extra, rea
 def test_inconclusive_canary_is_held_without_a_terminal_then_promoted(dfleet):
     target = other(versions(dfleet)["web1"])
     # ansible-playbook has no terminal here, as under AWX: "pause" must hold the canary, not wait and not promote
+    # probes templated against the documented canary group (deploy_canary_group), as docs/deploy.md shows
+    urls = "map('extract', hostvars, 'app_listen_address') | map('regex_replace', '^', 'http://') | map('regex_replace', '$', ':8080/') | list"
     held = deploy(dfleet, target, "canary", extra={
         "deploy_canary_on_inconclusive": "pause", "deploy_canary_steps": [{"set_weight": 10}, {"analysis": {}}],
-        "deploy_canary_analysis": {"window": 2, "interval": 1, "min_requests": 100000, "min_samples": 3}})
+        "deploy_canary_analysis": {
+            "window": 2, "min_requests": 100000, "min_samples": 3,
+            "canary_urls": "{{ groups[deploy_canary_group] | default([]) | " + urls + " }}",
+            "baseline_urls": "{{ ansible_play_hosts_all | difference(groups[deploy_canary_group] | default([])) | " + urls + " }}"}})
     assert held.rc == 0, held.output
     rollout = latest_report(dfleet, "canary")
     assert rollout["verdict"] == "held" and rollout["analyses"][0]["verdict"] == "inconclusive"
+    analysis = rollout["analyses"][0]
+    address = {h: f"http://{dfleet.config.host_address(i)}:8080/" for i, h in enumerate(APP, 1)}
+    assert rollout["canary"]["hosts"] == ["web1"] and analysis["canary_urls"] == [address["web1"]], "the group holds exactly the canaries"
+    assert sorted(analysis["baseline_urls"]) == sorted(address[h] for h in APP[1:])
+    probes = analysis["measurements"]["probes"]
+    assert probes["canary"]["urls"] == 1 and probes["canary"]["requests"] > 0 and probes["canary"]["errors"] == 0, probes
     assert "deploy_canary_promote=true" in rollout["abort_reason"]
     assert versions(dfleet)["web1"] == target and {versions(dfleet)[h] for h in APP[1:]} == {other(target)}
     weights = {line.split()[3]: line.split()[7] for line in api(dfleet, "show servers state be_app").splitlines()[2:] if line}

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from ansible_collections.sre.ops.plugins.module_utils import _rollout as r
+from ansible_collections.sre.ops.plugins.module_utils._canary import power_statement
 
 SHA = "ab" * 32
 APP = ["web1", "web2", "web3", "web4"]
@@ -252,6 +253,42 @@ def test_canary_probes_are_spread_evenly():
     assert options["baseline_urls"] == ["http://web3/", "http://web4/"], "as many baseline hosts as canaries: equal load per host"
 
 
+def test_the_plan_states_what_each_analysis_step_would_detect_at_the_expected_traffic():
+    result = plan(strategy="canary", canary_steps=STEPS, canary_analysis={"log_path": "/var/log/haproxy.log"}, canary_expected_rps=40,
+                  canary_expected_latency_ms={"p50": 20, "p90": 40})
+    step = result["canary"]["steps"][2]
+    # the canary's share is the set_weight step's effective share; the same power functions as sre.ops.canary_analysis
+    expected = power_statement(dict(step["analysis"], socket="deploy_lb_socket"), expected_rate=40, canary_share=0.25,
+                               baseline_p50_ms=20, baseline_p90_ms=40)
+    assert step["power"] == expected
+    assert step["power"]["metrics"][0]["expected"]["canary_requests"] == 60  # 40/s for 6 s, a quarter on the canary
+    assert [m["metric"] for m in step["power"]["metrics"]] == ["error_ratio", "latency"]
+    assert all(m["power"] is not None for m in step["power"]["metrics"]), "latency power is known from p50/p90"
+    summary = "\n".join(result["summary"])
+    assert "analysis step 2 would detect" in summary
+    for sentence in expected["detectable"]:
+        assert f"    {sentence}" in summary
+
+
+def test_without_a_request_log_the_plan_says_errors_come_from_counters_and_latency_is_not_judged():
+    step = plan(strategy="canary", canary_steps=STEPS, canary_expected_rps=40)["canary"]["steps"][2]
+    assert [m["source"] for m in step["power"]["metrics"]] == ["haproxy counters"]
+    assert any("latency would not be judged" in n for n in step["power"]["notes"])
+
+
+def test_the_plan_states_no_power_without_expected_traffic_or_a_share():
+    result = plan(strategy="canary", canary_steps=STEPS)
+    assert result["canary"]["steps"][2]["power"] is None and "would detect" not in "\n".join(result["summary"])
+    result = plan(strategy="canary", canary_steps=[{"analysis": {}}], canary_expected_rps=40)
+    assert result["canary"]["steps"][0]["power"] is None
+    assert any("deploy_canary_steps[0].analysis: no set_weight step before it" in n for n in result["notes"])
+
+
+def test_analysis_options_the_power_computation_refuses_are_named_in_the_plan():
+    msg = problems(strategy="canary", canary_steps=STEPS, canary_expected_rps=40, canary_expected_latency_ms={"p50": 20})
+    assert "deploy_canary_steps[2].analysis:" in msg
+
+
 @pytest.mark.parametrize("canary_hosts, message", [
     ("0", "deploy_canary_hosts '0' means 0; it must be at least 1"),
     ("200%", "deploy_canary_hosts '200%' is more than 100%"),
@@ -444,7 +481,8 @@ def test_report_of_an_aborted_run_names_the_failure_and_the_hosts_not_started():
     assert report["abort_reason"] == "wave 1 (rolling) web1: Health gate: 1 of 2 probes unhealthy"
     assert report["waves"][0]["records"][0]["release_after"] == "v1"
     assert report["waves"][1]["records"][0]["outcome"] == "not started"
-    assert report["analyses"] == [{"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": [], "canary_urls": ["http://a/"], "baseline_urls": []}]
+    assert report["analyses"] == [{"step": 2, "verdict": "fail", "reasons": ["x"], "metrics": [], "measurements": {},
+                                   "canary_urls": ["http://a/"], "baseline_urls": []}]
     lines = r.report_lines(report, "/tmp/r.json")
     assert lines[0].startswith("rolling deploy of v2: aborted in 2.0 s") and lines[-1] == "report: /tmp/r.json"
 
