@@ -193,6 +193,17 @@ def cut_waves(todo: list[Host], sizes: list[int], serving: int, need: int, first
 
 
 # ----- the plan ------------------------------------------------------------------------------------------
+# sre.ops.canary_power's arguments the plan fills from the role's variables, named as the user set them in its messages
+_POWER_ARGUMENTS = {"baseline_p50_ms": "deploy_canary_expected_latency_ms.p50", "baseline_p90_ms": "deploy_canary_expected_latency_ms.p90",
+                    "expected_rate": "deploy_canary_expected_rps"}
+
+
+def _once(messages: list[str], message: str) -> None:
+    """A message that is the same for every step, said once."""
+    if message not in messages:
+        messages.append(message)
+
+
 class RolloutPlanner:
     """Builds the plan of one rollout (or rollback). Problems are collected and raised together as PlanError."""
 
@@ -477,13 +488,25 @@ class RolloutPlanner:
                               "traffic, so the plan cannot say what it would detect")
             return None
         latency = self.s.get("canary_expected_latency_ms") or {}
+        p50, p90 = latency.get("p50"), latency.get("p90")
+        if (p50 is None) != (p90 is None):
+            _once(self.problems, "deploy_canary_expected_latency_ms needs both p50 and p90 (the baseline's median and 90th percentile in ms), "
+                                 "or neither")
+            return None
         try:
             # the role always gives the analysis the load balancer's socket (error counters when no request log is read)
-            return power_statement(dict(options, socket=options.get("socket") or "deploy_lb_socket"), expected_rate=float(rate),
-                                   canary_share=share, baseline_p50_ms=latency.get("p50"), baseline_p90_ms=latency.get("p90"))
+            power = power_statement(dict(options, socket=options.get("socket") or "deploy_lb_socket"), expected_rate=float(rate),
+                                    canary_share=share, baseline_p50_ms=p50, baseline_p90_ms=p90)
         except SreOpsError as exc:
-            self.problems.append(f"deploy_canary_steps[{index}].analysis: {exc.msg}")
+            msg = exc.msg
+            for name, variable in _POWER_ARGUMENTS.items():
+                msg = msg.replace(name, variable)
+            self.problems.append(f"deploy_canary_steps[{index}].analysis: {msg}")
             return None
+        if p50 is None and any(m["metric"] == "latency" and m["power"] is None for m in power["metrics"]):
+            _once(self.notes, "set deploy_canary_expected_latency_ms ({p50: ..., p90: ...}, the baseline's usual response times in ms) "
+                              "for the plan to state the latency rise each analysis step would detect")
+        return power
 
     # -- blue-green ---------------------------------------------------------------------------------------------
     def _plan_blue_green(self, target: str) -> dict[str, t.Any]:

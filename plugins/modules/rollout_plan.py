@@ -139,6 +139,27 @@ options:
     description: The inventory group the role puts the canaries in (returned in the plan).
     type: str
     default: deploy_canary
+  canary_expected_rps:
+    description:
+      - Requests a second the backend is expected to take during the canary. When set, every analysis step of O(canary_steps)
+        carries C(power) - what it would detect at that traffic and the canaries' effective share from the C(set_weight) step
+        before it, computed by the same power functions as M(sre.ops.canary_analysis) - and the summary states it.
+      - V(0) states nothing.
+    type: float
+    default: 0
+  canary_expected_latency_ms:
+    description:
+      - The baseline's expected median (C(p50)) and 90th percentile (C(p90)) response time in ms, both or neither, so the
+        power statement includes the latency rise each analysis step would detect; without them latency power is unknown.
+    type: dict
+    default: {}
+    suboptions:
+      p50:
+        description: Median response time in ms.
+        type: float
+      p90:
+        description: 90th percentile response time in ms.
+        type: float
   bg_groups:
     description: Inventory groups of the two colours, C(blue) and C(green).
     type: dict
@@ -234,6 +255,8 @@ canary:
     - A C(set_weight) step carries the C(share) to give M(sre.ops.haproxy_server) (null when no other server takes traffic,
       as on a first install, when the canaries go in at full weight) and the C(weight) and C(effective) share it predicts from
       the backend's current weights; a share no whole weight can give is refused before anything changes.
+    - An C(analysis) step carries the merged C(analysis) options and C(power) - null without O(canary_expected_rps), else the
+      result of the C(sre.ops.canary_power) filter (C(sufficient), C(metrics), C(detectable) sentences, C(notes)).
   returned: always
   type: dict
   sample: {"hosts": ["web1"], "phase": "canary", "steps": [{"kind": "set_weight", "set_weight": 25, "share": 25, "weight": 100, "effective": 25.0}]}

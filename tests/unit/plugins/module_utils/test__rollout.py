@@ -285,8 +285,30 @@ def test_the_plan_states_no_power_without_expected_traffic_or_a_share():
 
 
 def test_analysis_options_the_power_computation_refuses_are_named_in_the_plan():
-    msg = problems(strategy="canary", canary_steps=STEPS, canary_expected_rps=40, canary_expected_latency_ms={"p50": 20})
-    assert "deploy_canary_steps[2].analysis:" in msg
+    msg = problems(strategy="canary", canary_steps=STEPS, canary_analysis={"alpha": 2}, canary_expected_rps=40)
+    assert "deploy_canary_steps[2].analysis: alpha" in msg, msg
+
+
+@pytest.mark.parametrize("latency, message", [
+    ({"p50": 20}, "deploy_canary_expected_latency_ms needs both p50 and p90"),
+    ({"p90": 20}, "deploy_canary_expected_latency_ms needs both p50 and p90"),
+    ({"p50": 20, "p90": 10}, "deploy_canary_steps[2].analysis: need 0 < deploy_canary_expected_latency_ms.p50 <= deploy_canary_expected_latency_ms.p90"),
+])
+def test_expected_latency_the_power_computation_refuses_is_named_as_the_role_variable(latency, message):
+    msg = problems(strategy="canary", canary_steps=STEPS + [{"analysis": {}}], canary_analysis={"log_path": "/var/log/haproxy.log"},
+                   canary_expected_rps=40, canary_expected_latency_ms=latency)
+    assert message in msg, msg
+    assert msg.count("deploy_canary_expected_latency_ms needs") <= 1, "said once, not for every analysis step"
+
+
+def test_without_expected_latency_the_plan_says_which_variable_states_the_latency_power():
+    result = plan(strategy="canary", canary_steps=STEPS + [{"analysis": {}}], canary_analysis={"log_path": "/var/log/haproxy.log"},
+                  canary_expected_rps=40)
+    hints = [n for n in result["notes"] if "deploy_canary_expected_latency_ms" in n]
+    assert len(hints) == 1, result["notes"]
+    with_latency = plan(strategy="canary", canary_steps=STEPS, canary_analysis={"log_path": "/var/log/haproxy.log"},
+                        canary_expected_rps=40, canary_expected_latency_ms={"p50": 20, "p90": 40})
+    assert not [n for n in with_latency["notes"] if "deploy_canary_expected_latency_ms" in n]
 
 
 @pytest.mark.parametrize("canary_hosts, message", [
