@@ -54,6 +54,10 @@ PASS, FAIL, INCONCLUSIVE, PLANNED = "pass", "fail", "inconclusive", "planned"
 MIN_SHAPE_SAMPLES = 20  # latency samples needed to estimate latency power from a distribution
 
 
+DEFAULT_ERROR_DETECT = 0.05
+DEFAULT_LATENCY_DETECT_MS = 50.0
+
+
 @dataclasses.dataclass
 class Rules:
     """How metrics are judged, and what the analysis must be able to catch."""
@@ -64,11 +68,18 @@ class Rules:
     error_test: str = "fisher"
     error_tolerance: float = 0.005
     max_error_ratio: float | None = None
-    error_detect: float = 0.05
+    # None: the default rise, or one the user's tolerance still fails (the tolerance passes smaller rises)
+    error_detect: float | None = None
     latency_tolerance: float = 0.2
     latency_min_increase_ms: float = 10.0
-    latency_detect_ms: float = 50.0
+    latency_detect_ms: float | None = None
     required_power: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.error_detect is None:
+            self.error_detect = min(1.0, max(DEFAULT_ERROR_DETECT, 2 * self.error_tolerance))
+        if self.latency_detect_ms is None:
+            self.latency_detect_ms = max(DEFAULT_LATENCY_DETECT_MS, self.latency_min_increase_ms)
 
     def check(self) -> None:
         if not 0 < self.alpha < 1:

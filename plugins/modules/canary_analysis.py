@@ -144,8 +144,9 @@ options:
     description:
       - Absolute, in points of error ratio (V(0.05) = 5 points over the baseline) - the rise the window must be able to catch
         with probability O(required_power); with less traffic a canary that did not fail is V(inconclusive). V(0) turns this off.
+      - When not set, V(0.05), or twice O(error_tolerance) when that is larger (a rise within the tolerance passes, so it cannot be the
+        rise that must be caught).
     type: float
-    default: 0.05
   max_error_ratio:
     description: Fail when the canary's error ratio is above this, whatever the baseline does.
     type: float
@@ -163,8 +164,8 @@ options:
     description:
       - The rise of the median (ms) the window must be able to catch with probability O(required_power); with fewer samples a canary
         that did not fail is V(inconclusive). V(0) turns this off.
+      - When not set, V(50), or O(latency_min_increase_ms) when that is larger.
     type: float
-    default: 50
   error_test:
     description: The test for error ratios.
     type: str
@@ -339,11 +340,11 @@ def main() -> None:
             "min_requests": {"type": "int", "default": 100},
             "min_samples": {"type": "int", "default": 30},
             "error_tolerance": {"type": "float", "default": 0.005},
-            "error_detect": {"type": "float", "default": 0.05},
+            "error_detect": {"type": "float"},
             "max_error_ratio": {"type": "float"},
             "latency_tolerance": {"type": "float", "default": 0.2},
             "latency_min_increase_ms": {"type": "float", "default": 10},
-            "latency_detect_ms": {"type": "float", "default": 50},
+            "latency_detect_ms": {"type": "float"},
             "error_test": {"type": "str", "choices": ["fisher", "ztest"], "default": "fisher"},
             "expected_rate": {"type": "float"},
             "canary_share": {"type": "float"},

@@ -122,6 +122,19 @@ def test_rules_are_checked(bad, message):
     assert message in error.value.msg
 
 
+@pytest.mark.parametrize("given, error_detect, latency_detect_ms", [
+    ({}, 0.05, 50.0),
+    ({"latency_min_increase_ms": 100}, 0.05, 100.0),
+    ({"error_tolerance": 0.04}, 0.08, 50.0),
+    ({"error_tolerance": 0.7}, 1.0, 50.0),
+    ({"error_tolerance": 0.04, "error_detect": 0.06, "latency_min_increase_ms": 100, "latency_detect_ms": 120}, 0.06, 120.0),
+])
+def test_rises_to_catch_follow_the_tolerances_when_not_given(given, error_detect, latency_detect_ms):
+    """A tolerance the user set never collides with a default they did not set: the default rise moves above it."""
+    derived = canary.rules_from_options(given)
+    assert (derived.error_detect, derived.latency_detect_ms) == (error_detect, latency_detect_ms)
+
+
 # ----- the window ------------------------------------------------------------------------------------
 def line(server, status=200, tr=2, backend="be_app", term="----"):
     return (f"127.0.0.1:40000 [03/Dec/2026:07:48:51.897] fe_http {backend}/{server} 0/0/0/{tr}/{max(tr, 0) + 1} {status} 500 - - "
