@@ -7,7 +7,8 @@ Usage: python tests/run_checks.py [sanity|lint|unit|docs|galaxy|integration|comp
 Each stage's full output goes to $SREOPS_LOG_DIR/<stage>.log; a failing stage's tail is printed.
 A docker engine of our own (tests/utils/docker_engine.py) is started when a stage needs one; the base image and
 the execution environment are built in the background while the first stages run, and the engine is stopped at
-the end. The docs and galaxy stages run beside integration (they need no fleet and little time).
+the end. The docs and galaxy stages run beside integration (they need no fleet and little time), compat beside
+molecule (both spend most of their time waiting on SSH and containers, and their fleets have addresses of their own).
 """
 
 from __future__ import annotations
@@ -156,12 +157,14 @@ class DockerEngine:
 
 ENGINE = DockerEngine()
 NEEDS_DOCKER = ("integration", "molecule")
-BESIDE_INTEGRATION = ("docs", "galaxy")
+# stage -> stages run side by side with it (when both are asked for)
+BESIDE = {"integration": ("docs", "galaxy"), "molecule": ("compat",)}
 
 STAGES = {
     "sanity": sanity,
     "lint": lambda: [(["ansible-lint", "--offline", "--profile", "production", "--nocolor"], None)],
-    "unit": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit"], None)],
+    # two workers: the unit tests are mostly CPU (and the restic kill matrix waits on processes), one pytest leaves a core idle
+    "unit": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "worksteal", "--durations=10", "tests/unit"], None)],
     "docs": docs,
     "galaxy": galaxy,
     "integration": lambda: [([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *integration_workers(), "--durations=25",
@@ -254,20 +257,19 @@ def main(argv: list[str]) -> int:
     results: dict[str, bool] = {}
     total_started = time.monotonic()
     try:
-        beside = [n for n in names if n in BESIDE_INTEGRATION] if "integration" in names else []
+        beside = {host: [n for n in names if n in others] for host, others in BESIDE.items() if host in names}
         for name in names:
-            if name in beside:
+            if any(name in others for others in beside.values()):
                 continue
             if name in NEEDS_DOCKER:
                 ENGINE.wait()
             print(f"--- {name} ...", flush=True)
             side_results: list[tuple[str, bool, float, str]] = []
             threads = []
-            if name == "integration":
-                for other in beside:
-                    print(f"--- {other} ... (beside integration)", flush=True)
-                    threads.append(threading.Thread(target=lambda o=other: side_results.append((o, *run_stage(o)))))
-                    threads[-1].start()
+            for other in beside.get(name, []):
+                print(f"--- {other} ... (beside {name})", flush=True)
+                threads.append(threading.Thread(target=lambda o=other: side_results.append((o, *run_stage(o)))))
+                threads[-1].start()
             ok, elapsed, log_path = run_stage(name)
             for thread in threads:
                 thread.join()

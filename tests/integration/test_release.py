@@ -16,17 +16,13 @@ import pytest
 from sreops_fleet.hostile import issue_archive, write_tar
 from sreops_fleet.traffic import TrafficGenerator
 
-from .conftest import run_module, ssh
+from .conftest import run_module, run_playbook, ssh
 
 pytestmark = pytest.mark.fleet
 
 ROOT = "/srv/rel-test"
 HOSTS = "web1,web2"
-FINGERPRINT = f"find {ROOT} /srv/artifacts -xdev \\( -type f -o -type l -o -type d \\) -printf '%p %y %m %l\\n' 2>/dev/null | sort | sha256sum"
-
-
-def fingerprints(fleet):
-    return {h: ssh(fleet, h, FINGERPRINT).stdout for h in HOSTS.split(",")}
+FINGERPRINT = f"find {ROOT} /srv/artifacts -xdev \\( -type f -o -type l -o -type d \\) -printf '%p %y %m %s %T@ %l\\n' 2>/dev/null | sort | sha256sum"
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +60,50 @@ def release(fleet, tmp_path, name, *flags, **args):
     return results
 
 
-def four_step(fleet, tmp_path, label, **args):
-    """check -> apply -> apply -> check: changed, changed, ok, ok; check runs leave the hosts' files alone."""
-    before = fingerprints(fleet)
-    check = release(fleet, tmp_path, f"{label}-c1", "--check", "--diff", **args)
-    assert fingerprints(fleet) == before, "check mode wrote to the host"
-    apply = release(fleet, tmp_path, f"{label}-a1", **args)
-    again = release(fleet, tmp_path, f"{label}-a2", **args)
-    check_again = release(fleet, tmp_path, f"{label}-c2", "--check", **args)
-    for host in HOSTS.split(","):
-        assert not any(r[host].get("failed") for r in (check, apply, again, check_again)), (check[host], apply[host])
-        assert [check[host]["changed"], apply[host]["changed"], again[host]["changed"], check_again[host]["changed"]] == [True, True, False, False]
-        keys = ("current", "releases", "pruned", "staged", "switched")
-        assert {k: check[host].get(k) for k in keys} == {k: apply[host].get(k) for k in keys}, "check mode predicted something else"
-    return apply
+def four_steps(fleet, tmp_path, steps):
+    """Each step's check -> apply -> apply -> check, all steps in one playbook run (one ansible start, not forty).
+
+    Per step and host: changed, changed, ok, ok; the check run leaves the host's files alone (fingerprints taken
+    right before and after it); check mode predicts what the apply does. Returns each step's apply results.
+    """
+    out_dir = tmp_path / "four-steps"
+    out_dir.mkdir()
+    tasks = []
+    for label, args in steps:
+        module = {"sre.ops.release": {"path": ROOT, **args}}
+        probe = {"ansible.builtin.shell": FINGERPRINT, "changed_when": False, "check_mode": False}
+        tasks += [
+            {"name": f"{label} fingerprint before", **probe, "register": f"{label}_fp0"},
+            {"name": f"{label} check", **module, "check_mode": True, "diff": True, "register": f"{label}_c1", "ignore_errors": True},
+            {"name": f"{label} fingerprint after", **probe, "register": f"{label}_fp1"},
+            {"name": f"{label} apply", **module, "register": f"{label}_a1", "ignore_errors": True},
+            {"name": f"{label} apply again", **module, "register": f"{label}_a2", "ignore_errors": True},
+            {"name": f"{label} check again", **module, "check_mode": True, "register": f"{label}_c2", "ignore_errors": True},
+            {"name": f"{label} current", "ansible.builtin.command": f"readlink {ROOT}/current", "register": f"{label}_link",
+             "changed_when": False, "failed_when": False, "check_mode": False},
+        ]
+    keys = [f"{label}_{part}" for label, _args in steps for part in ("fp0", "c1", "fp1", "a1", "a2", "c2", "link")]
+    tasks.append({"name": "save the results", "ansible.builtin.copy": {
+        "content": "{{ {" + ", ".join(f"'{k}': {k}" for k in keys) + "} | to_json }}",
+        "dest": f"{out_dir}/{{{{ inventory_hostname }}}}.json", "mode": "0600"}, "delegate_to": "localhost", "check_mode": False})
+    playbook = tmp_path / "four-steps.yml"
+    playbook.write_text(json.dumps([{"name": "release four steps", "hosts": HOSTS, "gather_facts": False, "tasks": tasks}]))
+    run = run_playbook(fleet, str(playbook))
+    assert run.rc == 0, run.output
+    results = {host: json.loads((out_dir / f"{host}.json").read_text()) for host in HOSTS.split(",")}
+    applied = {}
+    for label, _args in steps:
+        for host, got in results.items():
+            check, apply, again, check_again = (got[f"{label}_{part}"] for part in ("c1", "a1", "a2", "c2"))
+            assert not any(r.get("failed") for r in (check, apply, again, check_again)), (label, host, check, apply)
+            assert got[f"{label}_fp0"]["stdout"] == got[f"{label}_fp1"]["stdout"], f"{label}: check mode wrote to {host}"
+            changed = [check["changed"], apply["changed"], again["changed"], check_again["changed"]]
+            assert changed == [True, True, False, False], (label, host, changed)
+            keys = ("current", "releases", "pruned", "staged", "switched")
+            assert {k: check.get(k) for k in keys} == {k: apply.get(k) for k in keys}, f"{label}: check mode predicted something else"
+            apply["current_link"] = got[f"{label}_link"]["stdout"]
+        applied[label] = {host: got[f"{label}_a1"] for host, got in results.items()}
+    return applied
 
 
 def test_every_state_check_apply_apply_check(uploaded, tmp_path):
@@ -88,24 +114,26 @@ def test_every_state_check_apply_apply_check(uploaded, tmp_path):
     def artifact(v):
         return {"release": v, "src": f"/srv/artifacts/demo-app-{v}.tar.gz", "remote_src": True, "checksum": f"sha256:{sums[v]}", "keep_releases": 3}
 
-    staged = four_step(fleet, tmp_path, "stage", state="staged", **artifact("v1"))
-    assert staged["web1"]["current"] is None and staged["web1"]["releases"] == ["v1"]
-    active = four_step(fleet, tmp_path, "v1", **artifact("v1"))
-    assert active["web1"]["current"] == "v1" and not active["web1"]["staged"]
-    assert ssh(fleet, "web1", f"readlink {ROOT}/current").stdout.strip() == "releases/v1"
-    four_step(fleet, tmp_path, "good1", state="good")
-    four_step(fleet, tmp_path, "v2", **artifact("v2"))
-    four_step(fleet, tmp_path, "good2", state="good")
-    v3 = four_step(fleet, tmp_path, "v3", **artifact("v3"))
-    assert v3["web2"]["previous"] == "v2" and v3["web2"]["previous_good"] == "v2"
-    four_step(fleet, tmp_path, "failed3", state="failed")
-    rolled = four_step(fleet, tmp_path, "rollback", state="rolled_back")
-    assert rolled["web1"]["current"] == "v2" and rolled["web1"]["rolled_back_from"] == "v3"
-    # retention: keep 3 with v4 active -> v1 (oldest) goes; v2 (newest good) and v4 (current) stay
-    v4 = four_step(fleet, tmp_path, "v4", **artifact("v4"))
-    assert v4["web1"]["pruned"] == ["v1"] and v4["web1"]["releases"] == ["v2", "v3", "v4"]
-    removed = four_step(fleet, tmp_path, "absent", state="absent", release="v3")
-    assert removed["web1"]["releases"] == ["v2", "v4"]
+    done = four_steps(fleet, tmp_path, [
+        ("stage", {"state": "staged", **artifact("v1")}),
+        ("v1", artifact("v1")),
+        ("good1", {"state": "good"}),
+        ("v2", artifact("v2")),
+        ("good2", {"state": "good"}),
+        ("v3", artifact("v3")),
+        ("failed3", {"state": "failed"}),
+        ("rollback", {"state": "rolled_back"}),
+        ("v4", artifact("v4")),  # retention: keep 3 with v4 active -> v1 (oldest) goes; v2 (newest good) and v4 (current) stay
+        ("absent", {"state": "absent", "release": "v3"}),
+    ])
+    assert done["stage"]["web1"]["current"] is None and done["stage"]["web1"]["releases"] == ["v1"]
+    assert done["v1"]["web1"]["current"] == "v1" and not done["v1"]["web1"]["staged"]
+    assert done["v1"]["web1"]["current_link"] == "releases/v1"
+    assert done["v3"]["web2"]["previous"] == "v2" and done["v3"]["web2"]["previous_good"] == "v2"
+    assert done["rollback"]["web1"]["current"] == "v2" and done["rollback"]["web1"]["rolled_back_from"] == "v3"
+    assert done["rollback"]["web1"]["current_link"] == "releases/v2"
+    assert done["v4"]["web1"]["pruned"] == ["v1"] and done["v4"]["web1"]["releases"] == ["v2", "v3", "v4"]
+    assert done["absent"]["web1"]["releases"] == ["v2", "v4"]
 
     run, info = run_module(fleet, HOSTS, "sre.ops.release_info", {"path": ROOT}, "--check", tmp_dir=str(tmp_path / "info"))
     assert run.rc == 0

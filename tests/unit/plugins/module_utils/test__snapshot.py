@@ -323,10 +323,10 @@ def test_snapshots_are_stored_compressed_atomically_and_private(tree, tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"not gzip", "is corrupt: not a gzip-compressed JSON snapshot"),
-    (gzip.compress(b"{not json"), "is corrupt: not a gzip-compressed JSON snapshot"),
-    (gzip.compress(b'{"format": "other"}'), "is not an sre.ops snapshot"),
-    (gzip.compress(b'{"format": "sre.ops.snapshot", "format_version": 99}'), "has snapshot format version 99"),
-    (gzip.compress(b'{"format": "sre.ops.snapshot", "format_version": 1, "config": {}}'), "is corrupt: the snapshot has no 'facets'"),
+    (gzip.compress(b"{not json", mtime=0), "is corrupt: not a gzip-compressed JSON snapshot"),
+    (gzip.compress(b'{"format": "other"}', mtime=0), "is not an sre.ops snapshot"),
+    (gzip.compress(b'{"format": "sre.ops.snapshot", "format_version": 99}', mtime=0), "has snapshot format version 99"),
+    (gzip.compress(b'{"format": "sre.ops.snapshot", "format_version": 1, "config": {}}', mtime=0), "is corrupt: the snapshot has no 'facets'"),
 ])
 def test_unusable_snapshots_say_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "snap.json.gz"
