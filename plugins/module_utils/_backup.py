@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -27,7 +26,6 @@ import typing as t
 
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import write_json_atomic
-from ansible_collections.sre.ops.plugins.module_utils._metrics import backup_families, metrics_path, read_samples, render, write_textfile
 from ansible_collections.sre.ops.plugins.module_utils._restic import (
     Completed, LockedError, NoRepositoryError, Repository, ResticError, classify_failure, json_lines, parse_duration, parse_time_ns, pid_alive, short,
 )
@@ -110,11 +108,13 @@ def inside(path: str, parent: str) -> bool:
 
 # ----- restic output -----------------------------------------------------------------------------------
 def parse_backup_summary(stdout: str) -> dict[str, t.Any]:
-    """The summary object of `restic backup --json` (status lines are skipped)."""
-    summaries = [doc for doc in json_lines(stdout) if doc.get("message_type") == "summary"]
-    if not summaries:
-        raise ResticError("restic backup printed no summary")
-    return summaries[-1]
+    """The summary object of `restic backup --json` (status lines, if any, are skipped: it is the last object)."""
+    for line in reversed(stdout.splitlines()):
+        if '"summary"' in line:
+            for doc in json_lines(line):
+                if doc.get("message_type") == "summary":
+                    return doc
+    raise ResticError("restic backup printed no summary")
 
 
 def unreadable_files(stderr: str) -> list[str]:
@@ -177,6 +177,8 @@ def mysql_connection(database: dict[str, t.Any]) -> list[str]:
 
 def sqlite_copy(path: str, scratch: str) -> str:
     """A consistent copy of a live SQLite database made with the online backup API, checked with integrity_check."""
+    import sqlite3  # pylint: disable=import-outside-toplevel  # only database backups pay for it
+
     copy = os.path.join(scratch, os.path.basename(path))
     try:
         source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
@@ -607,6 +609,11 @@ class BackupManager:
     def write_metrics(self, outcome: dict[str, t.Any]) -> None:
         if not self.metrics_dir or not self.name:
             return
+        # Imported here: most runs write no metrics, and every import is compiled again on each run under AnsiballZ.
+        from ansible_collections.sre.ops.plugins.module_utils._metrics import (  # pylint: disable=import-outside-toplevel
+            backup_families, metrics_path, read_samples, render, write_textfile,
+        )
+
         path = metrics_path(self.metrics_dir, "backup", self.name)
         write_textfile(path, render(backup_families(self.name, outcome, read_samples(path))))
 

@@ -19,9 +19,11 @@ restic 0.14 has no restore dry run, and restores in place. Here:
 from __future__ import annotations
 
 import ctypes
+import contextlib
 import ctypes.util
 import dataclasses
 import fnmatch
+import gc
 import hashlib
 import os
 import shutil
@@ -142,6 +144,21 @@ def tree_entries(root: str) -> dict[str, Entry]:
                 if stat.S_ISDIR(st.st_mode):
                     stack.append((rel, item.path))
     return entries
+
+
+@contextlib.contextmanager
+def collector_paused() -> t.Iterator[None]:
+    """Python's cycle collector off while a large listing is read and compared.
+
+    A snapshot of 100,000 files is as many small dicts and entries, none in a reference cycle; the collector, started
+    every few hundred allocations, would walk the ones that survive again and again (a tenth of the preview's CPU)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class TreeWalk(threading.Thread):
@@ -742,24 +759,25 @@ class RestoreManager:
     def _restore_files(self) -> dict[str, t.Any]:
         # A target known up front is read while restic lists the snapshot (two processes, two cores).
         walk = self._prepare_target(self.target or self.path) if self.target or self.path else None
-        head, nodes = self.repo.ls(self.snapshot, self.host, self.tags)
-        paths = head.get("paths") or []
-        path = self.path
-        if not path:
-            if len(paths) != 1:
-                raise InvalidInputError(f"snapshot {head['short_id']} holds {len(paths)} paths ({', '.join(paths)}); choose one with path")
-            path = paths[0].rstrip("/") or "/"
-        target = self.target or path
-        walk = walk or self._prepare_target(target)
-        wanted = snapshot_entries(nodes, path)
-        if "" not in wanted:
-            raise RestoreError(f"path {path} is not in snapshot {head['short_id']} (it holds {', '.join(paths)})")
-        wanted = select(wanted, self.include, self.exclude)
-        result = self._base(head)
-        result.update(path=path, target=target, overwrite=self.overwrite, delete=self.delete)
-        have = walk.entries()
-        in_scope = select(have, self.include, self.exclude)
-        plan = compare(wanted, have, lambda rel: rel in in_scope)
+        with collector_paused():
+            head, nodes = self.repo.ls(self.snapshot, self.host, self.tags)
+            paths = head.get("paths") or []
+            path = self.path
+            if not path:
+                if len(paths) != 1:
+                    raise InvalidInputError(f"snapshot {head['short_id']} holds {len(paths)} paths ({', '.join(paths)}); choose one with path")
+                path = paths[0].rstrip("/") or "/"
+            target = self.target or path
+            walk = walk or self._prepare_target(target)
+            wanted = snapshot_entries(nodes, path)
+            if "" not in wanted:
+                raise RestoreError(f"path {path} is not in snapshot {head['short_id']} (it holds {', '.join(paths)})")
+            wanted = select(wanted, self.include, self.exclude)
+            result = self._base(head)
+            result.update(path=path, target=target, overwrite=self.overwrite, delete=self.delete)
+            have = walk.entries()
+            in_scope = select(have, self.include, self.exclude)
+            plan = compare(wanted, have, lambda rel: rel in in_scope)
         if plan.ambiguous:
             settle_by_blob_ids(plan, wanted, have, path, target, lambda ids: self.repo.find_blobs(head["id"], ids))
         if plan.ambiguous:

@@ -303,7 +303,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sre.ops.plugins.module_utils._backup import database_argument_spec
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._restic import (
-    REPOSITORY_MUTUALLY_EXCLUSIVE, REPOSITORY_REQUIRED_ONE_OF, repository_argument_spec, repository_from_params,
+    REPOSITORY_MUTUALLY_EXCLUSIVE, REPOSITORY_REQUIRED_ONE_OF, freeze_for_exit, repository_argument_spec, repository_from_params,
 )
 from ansible_collections.sre.ops.plugins.module_utils._restore import OVERWRITE, RestoreManager
 
@@ -352,6 +352,7 @@ def main() -> None:
         if manager is not None and not isinstance(exc, InvalidInputError):
             manager.record_failure()
         module.fail_json(msg=exc.msg, **exc.details.get("result", {}))
+    freeze_for_exit()
     module.exit_json(**result)
 
 

@@ -38,6 +38,15 @@ def test_parse_time_ns_rejects_garbage():
         _restic.parse_time_ns("yesterday")
 
 
+def test_parse_time_ns_reuses_a_parsed_second_but_still_checks_the_fraction():
+    assert _restic.parse_time_ns("2026-12-03T08:46:23.5+01:00") == 1796283983500000000
+    assert _restic.parse_time_ns("2026-12-03T08:46:23.000000007+01:00") == 1796283983000000007
+    assert _restic.parse_time_ns("2026-12-03T08:46:23+01:00") == 1796283983000000000
+    for bad in ("2026-12-03T08:46:23.+01:00", "2026-12-03T08:46:23.1234567890+01:00", "2026-12-03T08:46:23.1.5+01:00"):
+        with pytest.raises(_restic.ResticError, match="unexpected timestamp"):
+            _restic.parse_time_ns(bad)
+
+
 @pytest.mark.parametrize("value, seconds", [(90, 90.0), ("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1h30m", 5400.0), ("2d", 172800.0), ("1w", 604800.0)])
 def test_parse_duration(value, seconds):
     assert _restic.parse_duration(value, "min_interval") == seconds
