@@ -12,7 +12,8 @@ The module runs as Ansible runs it on a managed host (python3 backup.py ARGS.jso
 checks, the run marker, JSON parsing); --ansible adds the same task through ansible-playbook on localhost.
 Also: the check-mode restore preview of (a) over itself; repository settings (compression, pack size) on both
 trees; four fleet hosts backing up in parallel. Page cache warm (other users share this machine; dropping caches
-would disturb them), medians of --rounds, the order of raw and module alternating between rounds.
+would disturb them), medians of --rounds, the order of raw and module alternating between rounds. Besides wall time, each
+run's CPU seconds (user + system, with its children): the load of other users stretches wall time, hardly CPU.
 
 Usage (root, from the installed collection): python benchmarks/backup_vs_restic.py --workdir /work/wt/backup-bench
     [--rounds 3] [--only a|b] [--skip-settings] [--skip-fleet] [--ansible]
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -109,10 +111,16 @@ def restic_env(repo: str) -> dict:
     return dict(os.environ, RESTIC_REPOSITORY=repo, RESTIC_PASSWORD=PASSWORD)
 
 
+LAST_CPU = [0.0]  # CPU seconds (user + system) of the last timed command and its children: what the load does not change
+
+
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... failed: {proc.stdout[-800:]} {proc.stderr[-800:]}")
     return elapsed, proc
@@ -170,6 +178,7 @@ def compare_backups(workdir: str, name: str, rounds: int, with_ansible: bool) ->
     times: dict[str, dict[str, list[float]]] = {s: {"raw": [], "module": [], "ansible": []} for s in ("initial", "unchanged", "1% changed")}
     # Wall time minus restic's own reported work: start-up, repository opening, and (module side) Python + Ansible.
     outside: dict[str, dict[str, list[float]]] = {s: {"raw": [], "module": []} for s in times}
+    cpu: dict[str, dict[str, list[float]]] = {s: {"raw": [], "module": []} for s in times}
     for round_no in range(rounds):
         raw_repo, our_repo, pb_repo = (os.path.join(workdir, f"repo-{name}-{kind}") for kind in ("raw", "module", "ansible"))
         for repo in (raw_repo, our_repo, pb_repo):
@@ -182,6 +191,7 @@ def compare_backups(workdir: str, name: str, rounds: int, with_ansible: bool) ->
                 elapsed, work = raw_backup_timed(raw_repo, tree) if side == "raw" else module_backup(our_repo, tree, workdir)
                 times[scenario][side].append(elapsed)
                 outside[scenario][side].append(elapsed - work)
+                cpu[scenario][side].append(LAST_CPU[0])
             if with_ansible:
                 times[scenario]["ansible"].append(ansible_backup(pb_repo, tree, workdir))
         for repo in (raw_repo, our_repo, pb_repo):
@@ -190,7 +200,9 @@ def compare_backups(workdir: str, name: str, rounds: int, with_ansible: bool) ->
         raw, ours = statistics.median(sides["raw"]), statistics.median(sides["module"])
         row = {"tree": name, "scenario": scenario, "raw_s": round(raw, 2), "module_s": round(ours, 2), "ratio": round(ours / raw, 3),
                "raw_all": [round(x, 2) for x in sides["raw"]], "module_all": [round(x, 2) for x in sides["module"]],
-               "added_outside_restic_work_s": round(statistics.median(outside[scenario]["module"]) - statistics.median(outside[scenario]["raw"]), 2)}
+               "added_outside_restic_work_s": round(statistics.median(outside[scenario]["module"]) - statistics.median(outside[scenario]["raw"]), 2),
+               "raw_cpu_s": round(statistics.median(cpu[scenario]["raw"]), 3), "module_cpu_s": round(statistics.median(cpu[scenario]["module"]), 3),
+               "added_cpu_s": round(statistics.median(m - r for m, r in zip(cpu[scenario]["module"], cpu[scenario]["raw"])), 3)}
         if sides["ansible"]:
             row["ansible_playbook_s"] = round(statistics.median(sides["ansible"]), 2)
         rows.append(row)
@@ -206,12 +218,15 @@ def restore_preview(workdir: str) -> dict:
     change_one_percent(tree, "a", 99)
     runs = []
     result: dict = {}
+    cpus = []
     for _round in range(3):
         elapsed, result = module_run("restore", {"repository": repo, "password": PASSWORD, "path": tree, "overwrite": "always",
                                                  "_ansible_check_mode": True}, workdir)
         runs.append(elapsed)
+        cpus.append(LAST_CPU[0])
     shutil.rmtree(repo, ignore_errors=True)
-    row = {"restore_preview_a_s": round(statistics.median(runs), 2), "all": [round(x, 2) for x in runs], "counts": result["preview"]["counts"]}
+    row = {"restore_preview_a_s": round(statistics.median(runs), 2), "all": [round(x, 2) for x in runs], "cpu_s": round(statistics.median(cpus), 2),
+           "counts": result["preview"]["counts"], "load": [round(x, 1) for x in os.getloadavg()]}
     print(json.dumps(row), flush=True)
     return row
 
@@ -299,9 +314,12 @@ def main() -> int:
         report["settings"] = repository_settings(opts.workdir, trees)
     if not opts.skip_fleet:
         report["fleet"] = fleet_parallel(opts.workdir)
-    print("\n| tree | scenario | raw restic s | sre.ops.backup s | ratio | added outside restic's work s |\n|---|---|---|---|---|---|")
+    print("\n| tree | scenario | raw restic s | sre.ops.backup s | ratio | added outside restic's work s | CPU s raw / ours / added |\n"
+          "|---|---|---|---|---|---|---|")
     for row in report["backups"]:
-        print(f"| {row['tree']} | {row['scenario']} | {row['raw_s']} | {row['module_s']} | {row['ratio']} | {row['added_outside_restic_work_s']} |")
+        print(f"| {row['tree']} | {row['scenario']} | {row['raw_s']} | {row['module_s']} | {row['ratio']} | {row['added_outside_restic_work_s']} "
+              f"| {row['raw_cpu_s']} / {row['module_cpu_s']} / {row['added_cpu_s']} |")
+    print(json.dumps({"load_at_end": os.getloadavg()}))
     return 0
 
 
