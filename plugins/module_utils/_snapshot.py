@@ -13,8 +13,8 @@ Unchanged files are not re-read: when a file's inode, size, mtime and ctime equa
 snapshot's, its sha256 is taken from there. ctime cannot be set back from user space, so a content
 change whose mtime was restored (``touch -r``) is still re-hashed. Files changed shortly before the
 previous snapshot started are always re-hashed (their timestamps may not have moved since).
-Directories are scanned by worker processes (fork) when the host has more than one core; without
-multiprocessing support the same code runs in the module's own process.
+Directories are scanned by the module's own process and forked worker processes when the host has more than one
+core; without multiprocessing support the same code runs in the module's own process alone.
 """
 
 from __future__ import annotations
