@@ -11,7 +11,9 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options:
   workers:
-    description: Worker processes that scan directories and hash files. V(0) uses one per core, at most 8; V(1) scans in the module's process.
+    description:
+      - Processes that scan directories and hash files (the module's own and forked workers). V(0) uses one per core, at most 8;
+        V(1) scans in the module's process alone.
     type: int
     default: 0
   trust_stat:

@@ -13,8 +13,8 @@ Unchanged files are not re-read: when a file's inode, size, mtime and ctime equa
 snapshot's, its sha256 is taken from there. ctime cannot be set back from user space, so a content
 change whose mtime was restored (``touch -r``) is still re-hashed. Files changed shortly before the
 previous snapshot started are always re-hashed (their timestamps may not have moved since).
-Directories are scanned by worker processes (fork) when the host has more than one core; without
-multiprocessing support the same code runs in the module's own process.
+Directories are scanned by the module's own process and forked worker processes when the host has more than one
+core; without multiprocessing support the same code runs in the module's own process alone.
 """
 
 from __future__ import annotations
@@ -297,25 +297,33 @@ def _make_entry(name: str, path: str, info: os.stat_result, rule_index: int, pre
             info.st_ino, info.st_nlink, target, sha, grown]
 
 
-def _quick_entry(name: str, path: str, info: os.stat_result, open_flags: int) -> list[t.Any] | None:
-    """The entry of a small regular file read in one read(2), or None to leave it to _make_entry."""
+def _quick_entry(name: str, path: str, inode: int, open_flags: int, buffer: bytearray) -> list[t.Any] | None:
+    """The entry of a small regular file, from its open descriptor alone, or None to leave it to the general path.
+
+    inode is the listing's (readdir's d_ino): a file swapped for another between the listing and the open is
+    not the one listed and is left to the general path, which lstats it. Everything recorded comes from fstat on
+    the open descriptor, and the content is read into the caller's reused buffer in one read (a file that holds
+    more than its fstat size, or more than the buffer, goes to the general path too).
+    """
     try:
         fd = os.open(path, open_flags)
     except OSError:
         return None
     try:
         opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode) or opened.st_ino != info.st_ino:
+        if not stat.S_ISREG(opened.st_mode) or opened.st_ino != inode or opened.st_size >= HASH_BLOCK:
             return None
-        data = os.read(fd, opened.st_size + 1)
+        length = os.readv(fd, (buffer,))
     except OSError:
         return None
     finally:
         os.close(fd)
-    if len(data) != opened.st_size:
+    if length != opened.st_size:
         return None
-    return [name, "f", opened.st_mode & 0o7777, opened.st_uid, opened.st_gid, opened.st_size, opened.st_mtime_ns, opened.st_ctime_ns,
-            opened.st_ino, opened.st_nlink, None, hashlib.sha256(data).hexdigest(), None]
+    with memoryview(buffer) as view, view[:length] as data:
+        sha = hashlib.sha256(data).hexdigest()
+    return [name, "f", opened.st_mode & 0o7777, opened.st_uid, opened.st_gid, length, opened.st_mtime_ns, opened.st_ctime_ns,
+            opened.st_ino, opened.st_nlink, None, sha, None]
 
 
 def _scan_directory(dirpath: str, rule_index: int, issues: list[list[t.Any]]) -> tuple[t.Any, list[str]]:
@@ -352,6 +360,7 @@ def _scan_directory(dirpath: str, rule_index: int, issues: list[list[t.Any]]) ->
     open_flags = ctx["open_flags"]
     trust_before = ctx["trust_before_ns"]
     prev_get = prev_by_name.get
+    buffer = ctx["buffer"]
     with listing:
         for item in listing:
             name = item.name
@@ -360,6 +369,20 @@ def _scan_directory(dirpath: str, rule_index: int, issues: list[list[t.Any]]) ->
                 continue  # scanned under its own, deeper rule
             if exclude.any and exclude(name, path):
                 continue
+            old = prev_get(name)
+            # The common case of a first snapshot (or a new file), inline and without an lstat: a small regular file
+            # (by readdir's d_type) read and hashed in one go, its metadata from fstat on the open descriptor. Anything
+            # unusual (an error, a file swapped or changed while read) takes the general path below.
+            if quick_hash and old is None and name.isascii() and (not include.any or include(name, path)):
+                try:
+                    regular = item.is_file(follow_symlinks=False)
+                except OSError:
+                    regular = False
+                if regular:
+                    entry = _quick_entry(name, path, item.inode(), open_flags, buffer)
+                    if entry is not None:
+                        entries.append(entry)
+                        continue
             try:
                 info = item.stat(follow_symlinks=False)
             except FileNotFoundError:
@@ -373,7 +396,6 @@ def _scan_directory(dirpath: str, rule_index: int, issues: list[list[t.Any]]) ->
                 subdirs.append(path)
             if include.any and not include(name, path):
                 continue
-            old = prev_get(name)
             # The common case of a re-scan, kept inline: a regular file whose stat has not moved.
             if (want_sha and old is not None and stat.S_ISREG(mode) and old[N_INO] == info.st_ino and old[N_MTIME] == info.st_mtime_ns
                     and old[N_CTIME] == info.st_ctime_ns and old[N_SIZE] == info.st_size and old[N_TYPE] == "f"
@@ -381,10 +403,9 @@ def _scan_directory(dirpath: str, rule_index: int, issues: list[list[t.Any]]) ->
                 entries.append([name, "f", mode & 0o7777, info.st_uid, info.st_gid, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
                                 info.st_ino, info.st_nlink, None, old[N_SHA], old[N_GROWN]])
                 continue
-            # The common case of a first snapshot, also inline: a small file read and hashed in one go. Anything
-            # unusual (an error, a file that changed while read) takes the general path below.
+            # A changed small file of a re-scan, read and hashed in one go too.
             if quick_hash and stat.S_ISREG(mode) and info.st_size < HASH_BLOCK and name.isascii():
-                entry = _quick_entry(name, path, info, open_flags)
+                entry = _quick_entry(name, path, info.st_ino, open_flags, buffer)
                 if entry is not None:
                     entries.append(entry)
                     continue
@@ -482,8 +503,16 @@ def _run_units(units: list[tuple[str, int, bool]], workers: int) -> tuple[list[t
             from concurrent.futures import ProcessPoolExecutor  # pylint: disable=import-outside-toplevel
 
             context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                return list(pool.map(_scan_unit, units, chunksize=1)), None
+            # This process is one of the workers: the pool takes units from the front, this process from the back
+            # (a unit whose future it can still cancel has not been handed to a worker). Its units never cross a
+            # pipe, which spares pickling and unpickling their entries, and the pool forks one process fewer.
+            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+                futures = [pool.submit(_scan_unit, unit) for unit in units]
+                here = {}
+                for index in range(len(units) - 1, -1, -1):
+                    if futures[index].cancel():
+                        here[index] = _scan_unit(units[index])
+                return [here[index] if index in here else futures[index].result() for index in range(len(units))], None
         except (ImportError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
             note = f"parallel scanning unavailable ({type(exc).__name__}: {exc}); scanned in one process"
         except Exception as exc:  # pylint: disable=broad-except
@@ -510,6 +539,8 @@ def scan_files(rules: list[dict[str, t.Any]], previous: dict[str, t.Any] | None 
         "want_sha": ["sha256" in r["attributes"] for r in rules],
         # O_NOATIME is allowed to root and to a file's owner: as root it spares every file an atime update.
         "open_flags": _OPEN_FLAGS | (_NOATIME if os.geteuid() == 0 else 0),
+        # Small files are read into this one buffer (each worker process writes its own copy).
+        "buffer": bytearray(HASH_BLOCK),
         "growing": ["growing" in r["attributes"] for r in rules],
         "exclude": [GlobMatcher(r["exclude"]) for r in rules],
         "include": [GlobMatcher(r["include"]) for r in rules],

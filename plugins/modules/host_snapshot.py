@@ -16,8 +16,9 @@ description:
     size, mtime, ctime, link target, sha256, and V(growing) for append-only logs) and include/exclude globs. Each
     directory gets a digest over its entries and a Merkle digest over everything below it.
   - A file is re-hashed only when its inode, size, mtime or ctime differ from the stored snapshot's (ctime cannot be set
-    back, so a content change with the mtime restored is still caught). Directories are scanned by as many worker
-    processes as the host has cores (up to 8, or O(workers)); where worker processes cannot be started, one process does it.
+    back, so a content change with the mtime restored is still caught). Directories are scanned by as many processes
+    as the host has cores (the module's own and forked workers; up to 8, or O(workers)); where worker processes cannot be
+    started, the module's process does it alone.
   - Files that vanish during the walk, unreadable files, symlink loops, sockets and FIFOs (never opened) and names that
     are not UTF-8 are listed in RV(issues), never a failure. Pseudo filesystems (proc, sysfs, cgroup, ...) mounted below a
     path are not descended into.

@@ -276,6 +276,33 @@ def test_parallel_and_serial_scans_agree(tree):
     assert {d: i["entries"] for d, i in parallel["dirs"].items()} == {d: i["entries"] for d, i in serial["dirs"].items()}
 
 
+_PARENT_PID = os.getpid()
+_WORKER_RAN = multiprocessing.get_context("fork").Event()
+
+
+def _unit_and_pid(unit):
+    # The worker process says it has started; this process waits for that before its first unit (bounded), so both
+    # sides of the split certainly take part.
+    if os.getpid() != _PARENT_PID:
+        _WORKER_RAN.set()
+    else:
+        _WORKER_RAN.wait(120)
+    return [unit[0], os.getpid()], []
+
+
+def test_this_process_and_the_pool_split_the_units_each_unit_once_in_order(monkeypatch):
+    global _PARENT_PID  # pylint: disable=global-statement
+    _PARENT_PID = os.getpid()
+    _WORKER_RAN.clear()
+    monkeypatch.setattr(snap, "_scan_unit", _unit_and_pid)
+    units = [(f"/unit/{index}", 0, True) for index in range(40)]
+    results, note = snap._run_units(units, 2)
+    assert note is None
+    assert [found[0] for found, _issues in results] == [unit[0] for unit in units]
+    pids = {found[1] for found, _issues in results}
+    assert len(pids) == 2 and os.getpid() in pids
+
+
 def test_without_worker_processes_one_process_does_the_work(tree, monkeypatch):
     def no_fork(method):
         raise OSError(38, "Function not implemented")
@@ -386,7 +413,13 @@ def test_the_quick_path_for_small_files_records_what_the_general_path_does(tree,
     general = snap.scan_files(rules(str(tree)), workers=1)
     assert {d: i["entries"] for d, i in quick["dirs"].items()} == {d: i["entries"] for d, i in general["dirs"].items()}
     # a file that changes size between the listing and the read is left to the general path
-    real_read = os.read
+    real_readv = os.readv
     monkeypatch.undo()
-    monkeypatch.setattr(snap.os, "read", lambda fd, n: real_read(fd, n) + b"grown")
-    assert snap._quick_entry("motd", str(tree / "motd"), os.lstat(tree / "motd"), snap._OPEN_FLAGS) is None
+    monkeypatch.setattr(snap.os, "readv", lambda fd, buffers: real_readv(fd, buffers) + 5)
+    motd = str(tree / "motd")
+    buffer = bytearray(snap.HASH_BLOCK)
+    assert snap._quick_entry("motd", motd, os.lstat(motd).st_ino, snap._OPEN_FLAGS, buffer) is None
+    monkeypatch.undo()
+    # a file that is not the one listed (another inode at the name) is left to the general path too
+    assert snap._quick_entry("motd", motd, os.lstat(motd).st_ino + 1, snap._OPEN_FLAGS, buffer) is None
+    assert snap._quick_entry("motd", motd, os.lstat(motd).st_ino, snap._OPEN_FLAGS, buffer)[snap.N_SHA] == sha((tree / "motd").read_bytes())
