@@ -14,6 +14,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.ops.plugins.module_utils._rollout import MODES, ON_INCONCLUSIVE, STRATEGIES, PlanError, RolloutPlanner
 from ansible_collections.sre.ops.plugins.plugin_utils._checksum import sha256_of
+from ansible_collections.sre.ops.plugins.plugin_utils._plan import declare
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "mode": {"type": "str", "choices": list(MODES), "default": "deploy"},
@@ -79,7 +80,8 @@ class ActionModule(ActionBase):
         plan["interactive"] = "AWX_ISOLATED_DATA_DIR" not in os.environ
         plan["on_inconclusive"] = args["canary_on_inconclusive"]
         result.update(changed=False, **plan)
-        return result
+        # to the sre.ops.plan callback: this task changes nothing and says what the rollout will do
+        return declare(result, "noop", summary=plan["closing_line"])
 
     def _artifact_sha256(self, args: dict[str, t.Any], problems: list[str]) -> str | None:
         if args["mode"] != "deploy":

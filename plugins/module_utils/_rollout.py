@@ -20,6 +20,7 @@ import typing as t
 from ansible_collections.sre.ops.plugins.module_utils._canary import power_statement
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._haproxy import share_weight
+from ansible_collections.sre.ops.plugins.module_utils import _plan_words as words
 
 STRATEGIES = ("rolling", "canary", "blue_green")
 MODES = ("deploy", "rollback")
@@ -31,6 +32,10 @@ DEFAULT_BATCHES: list[t.Any] = [1, "25%", "100%"]
 # What a host needs, in the words of a plan (sre.ops.plan uses the same classes).
 CREATE, UPDATE, RESTART, READMIT, NONE = "create", "update", "restart", "readmit", "none"
 NEEDS_RESTART = (CREATE, UPDATE, RESTART)
+# What a host's need is in the classes of every plan of the collection (sre.ops.plan's): readmitting a host changes
+# the load balancer's view of it, a host with nothing to do is noop.
+PLAN_ACTIONS = {CREATE: [words.CREATE, words.RESTART], UPDATE: [words.UPDATE, words.RESTART], RESTART: [words.RESTART],
+                READMIT: [words.UPDATE], NONE: [words.NOOP]}
 
 
 class PlanError(InvalidInputError):
@@ -232,6 +237,7 @@ class RolloutPlanner:
             result = self._plan_rolling(target)
         if self.problems:
             raise PlanError(self.problems)
+        result["closing_line"] = closing_line(result)
         result["summary"] = summarize(result)
         return result
 
@@ -618,6 +624,7 @@ class RolloutPlanner:
                 "current": before,
                 "target": host_target,
                 "action": action,
+                "actions": list(PLAN_ACTIONS[action]),
                 "restart": action in NEEDS_RESTART,
                 "release_state": "rolled_back" if self.mode == "rollback" else "active",
                 "rollback_to": rollback_to,
@@ -648,12 +655,31 @@ def serving_before(backend: dict[str, t.Any]) -> int:
 
 
 # ----- words ---------------------------------------------------------------------------------------------
-def _host_line(name: str, host: dict[str, t.Any]) -> str:
+def _change(host: dict[str, t.Any]) -> str:
+    """A host's change in plan classes, with what it is: ``update + restart (v1 -> v2); health gate not known until deployed``."""
     action = host["action"]
-    change = {CREATE: f"create {host['target']}", UPDATE: f"update {host['current']} -> {host['target']}",
-              RESTART: f"restart on {host['target']}", READMIT: f"readmit on {host['target']} (LB {host['lb']})"}.get(action, "nothing to do")
-    gate = "" if action == NONE else f"; health gate {host['gate']}"
-    return f"{name}: {change}{', restart' if host['restart'] and action != RESTART else ''}{gate}"
+    what = {CREATE: host["target"], UPDATE: f"{host['current']} -> {host['target']}", RESTART: f"on {host['target']}",
+            READMIT: f"readmit on {host['target']}, LB {host['lb']}"}.get(action)
+    classes = " + ".join(PLAN_ACTIONS[action])
+    return f"{classes} ({what}); health gate {host['gate']}" if what else classes
+
+
+def _hosts_lines(names: list[str], hosts: dict[str, t.Any]) -> str:
+    """The same change on several hosts once, as sre.ops.plan groups them: ``web2..web4: update + restart (v1 -> v2); ...``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(_change(hosts[name]), []).append(name)
+    return "; ".join(f"{words.host_ranges(group)}: {change}" for change, group in groups.items())
+
+
+def closing_line(plan: dict[str, t.Any]) -> str:
+    """``Rollout plan: 4 hosts, 4 to change (0 create, 4 update, 0 delete, 4 restart).``: hosts by what they need, in plan classes."""
+    counts: dict[str, int] = {}
+    for host in plan["hosts"].values():
+        for action in host["actions"]:
+            counts[action] = counts.get(action, 0) + 1
+    changing = sum(1 for h in plan["hosts"].values() if any(a in words.CHANGE_ACTIONS for a in h["actions"]))
+    return words.closing_line("Rollout plan", len(plan["hosts"]), changing, counts)
 
 
 def summarize(plan: dict[str, t.Any]) -> list[str]:
@@ -669,7 +695,7 @@ def summarize(plan: dict[str, t.Any]) -> list[str]:
             f"set_weight {s['set_weight']} (weight {s['weight'] or 'full'}: {s['effective']:g}%)" if s["kind"] == "set_weight" else
             (f"pause {s['pause']}s" if s["kind"] == "pause" else f"analysis ({s['analysis'].get('window', 60)}s window)")
             for s in canary["steps"]) or "none"
-        lines.append(f"wave {canary['index']} ({canary['phase']}): " + "; ".join(_host_line(n, plan["hosts"][n]) for n in canary["hosts"]))
+        lines.append(f"wave {canary['index']} ({canary['phase']}): " + _hosts_lines(canary["hosts"], plan["hosts"]))
         if canary["phase"] == "canary":
             lines.append(f"  canary steps: {steps}; baseline: {', '.join(canary['baseline'])}")
             for step in canary["steps"]:
@@ -678,7 +704,7 @@ def summarize(plan: dict[str, t.Any]) -> list[str]:
                     lines.append(f"  analysis step {step['index']} would detect{verdict}:")
                     lines += [f"    {sentence}" for sentence in step["power"]["detectable"]]
     for wave in plan["waves"]:
-        lines.append(f"wave {wave['index']} ({wave['phase']}): " + ("; ".join(_host_line(n, plan["hosts"][n]) for n in wave["hosts"]) or "no host changes"))
+        lines.append(f"wave {wave['index']} ({wave['phase']}): " + (_hosts_lines(wave["hosts"], plan["hosts"]) or "no host changes"))
     bg = plan.get("blue_green")
     if bg:
         if bg["switch"]:
@@ -691,10 +717,11 @@ def summarize(plan: dict[str, t.Any]) -> list[str]:
         lines.append(f"{', '.join(bg['live_hosts'])} ({bg['live']}) keep serving {', '.join(bg['live_releases'])} until the switch")
         done = [n for n in done if n not in bg["live_hosts"]]
     if done:
-        lines.append(f"already done: {', '.join(done)}")
+        lines.append(f"already done (noop): {words.host_ranges(done)}")
     if plan["nothing_to_do"]:
         lines.append("nothing to do: every host runs the release, passed its gates and is in service")
     lines += [f"note: {n}" for n in plan["notes"]]
+    lines.append(plan.get("closing_line") or closing_line(plan))
     return lines
 
 
@@ -781,9 +808,13 @@ def assemble_report(plan: dict[str, t.Any], records: list[dict[str, t.Any]], ana
     }
 
 
+def _actions(host: dict[str, t.Any]) -> list[str]:
+    return [str(a) for a in host.get("actions") or PLAN_ACTIONS.get(str(host["action"]), [words.NOOP])]
+
+
 def _planned_row(name: str, host: dict[str, t.Any]) -> dict[str, t.Any]:
     return {
-        "host": name, "action": str(host["action"]), "release_before": host["current"], "release_after": host["target"],
+        "host": name, "action": str(host["action"]), "actions": _actions(host), "release_before": host["current"], "release_after": host["target"],
         "switched": host["current"] != host["target"], "restarted": bool(host["restart"]), "pruned": [], "healthy": None,
         "health": str(host["gate"]), "outcome": "planned", "failure": "", "finished_at": None,
     }
@@ -801,6 +832,7 @@ def _recorded_row(name: str, host: dict[str, t.Any], record: dict[str, t.Any]) -
     return {
         "host": name,
         "action": str(host["action"]),
+        "actions": _actions(host),
         "release_before": before,
         "release_after": after,
         "switched": bool(switch.get("switched", False)),

@@ -19,6 +19,11 @@ description:
     current), V(restart) (the release is current but has not passed its gates since it became current, or the app is
     down), V(readmit) (the release passed its gates but the host is out of service, for example drained by a killed
     run), or V(none) - and what a failed wave rolls it back to (what it ran before this rollout, never further).
+  - Speaks the plan classes of the P(sre.ops.plan#callback) callback too, so the collection has one plan concept - each host's
+    RV(hosts) entry has C(actions) (V(create) or V(update) with V(restart) for a new release, V(restart), V(update) for a
+    readmission, V(noop)), the RV(summary) lists the same change on several hosts once (C(web2..web4)), and RV(closing_line)
+    counts the hosts in the callback's words. The result declares itself V(noop) with that line to the callback, which shows it
+    among the notes of its Markdown plan.
   - Orders the hosts deterministically (hosts a killed run left on the release first, then hosts out of service, then
     inventory order), picks the canaries, and cuts the rest into waves following O(batches), each capped so that at
     least O(min_ready) servers of the backend stay in service (hosts already out of service cost no room).
@@ -232,11 +237,12 @@ checksum:
 hosts:
   description:
     - Per host - C(server), C(current), C(target), C(action) (V(create), V(update), V(restart), V(readmit), V(none)),
-      C(restart), C(release_state), C(rollback_to), C(protect), C(wave), C(phase), C(lb) and C(gate) (what the plan knows
-      about its health gate).
+      C(actions) (the same need in P(sre.ops.plan#callback)'s classes), C(restart), C(release_state), C(rollback_to), C(protect),
+      C(wave), C(phase), C(lb) and C(gate) (what the plan knows about its health gate).
   returned: always
   type: dict
-  sample: {"web1": {"server": "web1", "current": "v1", "target": "v2", "action": "update", "restart": true, "rollback_to": "v1", "wave": 1}}
+  sample: {"web1": {"server": "web1", "current": "v1", "target": "v2", "action": "update", "actions": ["update", "restart"], "restart": true,
+                    "rollback_to": "v1", "wave": 1}}
 order:
   description: Every host in the order the rollout takes them.
   returned: always
@@ -288,11 +294,18 @@ nothing_to_do:
   type: bool
   sample: false
 summary:
-  description: The plan in lines, for the play's output.
+  description: The plan in lines, for the play's output; the same change on several hosts of a wave is one entry; the last line is RV(closing_line).
   returned: always
   type: list
   elements: str
-  sample: ["deploy (canary) to v2", "wave 1 (canary): web1: update v1 -> v2; health gate not known until deployed"]
+  sample: ["deploy (rolling) to v2", "wave 1 (rolling): web1: update + restart (v1 -> v2); health gate not known until deployed",
+           "wave 2 (rolling): web2..web4: update + restart (v1 -> v2); health gate not known until deployed",
+           "Rollout plan: 4 hosts, 4 to change (0 create, 4 update, 0 delete, 4 restart)."]
+closing_line:
+  description: The hosts by what they need, in the classes and the words of the P(sre.ops.plan#callback) callback's closing line.
+  returned: always
+  type: str
+  sample: "Rollout plan: 4 hosts, 4 to change (0 create, 4 update, 0 delete, 4 restart)."
 run_id:
   description: When the plan was made (UTC), naming the report.
   returned: always

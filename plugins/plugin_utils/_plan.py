@@ -18,14 +18,13 @@ import json
 import re
 import typing as t
 
-FORMAT_VERSION = "1.0"
+# The classes, their order, host ranges and the closing line are shared with the deploy role's rollout plan.
+from ansible_collections.sre.ops.plugins.module_utils._plan_words import (  # pylint: disable=unused-import
+    ACTIONS, CHANGE_ACTIONS, CREATE, DELETE, EXEC, FAILED, NOOP, REPORT_ORDER, RESTART, UNKNOWN, UNREACHABLE, UPDATE, closing_line, host_ranges,
+    order_actions,
+)
 
-CREATE, UPDATE, DELETE, RESTART, EXEC = "create", "update", "delete", "restart", "exec"
-NOOP, UNKNOWN, FAILED, UNREACHABLE = "noop", "unknown", "failed", "unreachable"
-# Ordered from most to least significant: a record's main action is the first of these it has.
-ACTIONS = (FAILED, UNREACHABLE, DELETE, CREATE, UPDATE, RESTART, EXEC, UNKNOWN, NOOP)
-CHANGE_ACTIONS = (CREATE, UPDATE, DELETE, RESTART, EXEC)
-REPORT_ORDER = (CREATE, UPDATE, DELETE, RESTART, EXEC, NOOP, UNKNOWN, FAILED, UNREACHABLE)
+FORMAT_VERSION = "1.0"
 # What a module may declare about its own result (failed/unreachable come from ansible, never declared).
 DECLARABLE_ACTIONS = (CREATE, UPDATE, DELETE, RESTART, EXEC, NOOP, UNKNOWN)
 
@@ -133,14 +132,6 @@ def declare(result: dict[str, t.Any], actions: str | t.Sequence[str], summary: s
     if summary:
         result[DECLARED_SUMMARY_KEY] = summary
     return result
-
-
-def order_actions(actions: t.Iterable[str]) -> list[str]:
-    present = set(actions)
-    ordered = [a for a in ACTIONS if a in present]
-    if len(ordered) > 1 and NOOP in ordered:
-        ordered.remove(NOOP)
-    return ordered
 
 
 def _diff_parts(diff: t.Any) -> list[dict[str, t.Any]]:
@@ -501,14 +492,10 @@ class Plan:
     def closing_line(self) -> str:
         s = self.summary()
         c = s.counts
-        breakdown = [f"{c[CREATE]} create", f"{c[UPDATE]} update", f"{c[DELETE]} delete"]
-        breakdown += [f"{c[a]} {a}" for a in (RESTART, EXEC) if c[a]]
-        head = "Plan" if self.check_mode else "Run"
-        verb = "to change" if self.check_mode else "changed"
-        line = f"{head}: {s.hosts} host{'s' if s.hosts != 1 else ''}, {s.to_change} {verb} ({', '.join(breakdown)}), {c[UNKNOWN]} unknown, {c[FAILED]} failed"
-        if c[UNREACHABLE]:
-            line += f", {c[UNREACHABLE]} unreachable"
-        return line + "."
+        tail = [f"{c[UNKNOWN]} unknown", f"{c[FAILED]} failed"] + ([f"{c[UNREACHABLE]} unreachable"] if c[UNREACHABLE] else [])
+        if self.check_mode:
+            return closing_line("Plan", s.hosts, s.to_change, c, "to change", tail)
+        return closing_line("Run", s.hosts, s.to_change, c, "changed", tail)
 
     def exit_status(self, ansible_rc: int | None = None, unknown_as_change: bool = False) -> int:
         return detailed_exit_status(self, ansible_rc, unknown_as_change)
@@ -590,44 +577,6 @@ def group_records(records: list[Record], masker: Masker) -> list[Group]:
             group.address, group.task = data["address"], data["task"]
             group.diff, group.msg, group.reason, group.items = data.get("diff") or [], data.get("msg") or "", data.get("reason") or "", data.get("items") or []
     return list(groups.values())
-
-
-_SPLIT = re.compile(r"^(.*?)(\d+)$")
-
-
-def host_ranges(hosts: t.Iterable[str]) -> str:
-    """``web1, web2, web3, web5, db1`` -> ``web1..web3, web5, db1``: consecutive numbered names as ranges."""
-    names = list(dict.fromkeys(hosts))
-    parsed = []
-    for index, name in enumerate(names):
-        match = _SPLIT.match(name)
-        parsed.append((match.group(1), match.group(2), index) if match else (name, None, index))
-    out: list[tuple[int, str]] = []
-    by_prefix: dict[str, list[tuple[int, str, int]]] = {}
-    for prefix, digits, index in parsed:
-        if digits is None:
-            out.append((index, prefix))
-        else:
-            by_prefix.setdefault(prefix, []).append((int(digits), digits, index))
-
-    def follows(previous: tuple[int, str, int], current: tuple[int, str, int]) -> bool:
-        same_style = len(current[1]) == len(previous[1]) or not (current[1].startswith("0") or previous[1].startswith("0"))
-        return current[0] == previous[0] + 1 and same_style
-
-    for prefix, numbers in by_prefix.items():
-        numbers.sort()
-        runs = [[numbers[0]]]
-        for number in numbers[1:]:
-            if follows(runs[-1][-1], number):
-                runs[-1].append(number)
-            else:
-                runs.append([number])
-        for run in runs:
-            if len(run) >= 3:
-                out.append((run[0][2], f"{prefix}{run[0][1]}..{prefix}{run[-1][1]}"))
-            else:
-                out.extend((n[2], f"{prefix}{n[1]}") for n in run)
-    return ", ".join(text for _index, text in sorted(out))
 
 
 # ----- Markdown ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pytest
 from sreops_fleet.traffic import TrafficGenerator
 
 from .conftest import ANSIBLE_PLAYBOOK, COLLECTION_ROOT, deploy_demo, make_fleet, run_playbook, ssh
+from .plans import assert_fidelity, assert_nothing_to_change, latest_plan, record_plans
 
 pytestmark = pytest.mark.fleet
 
@@ -47,6 +48,7 @@ def dfleet(releases_dir, tmp_path_factory):
         deploy_demo(fleet, releases_dir, "v1")
         fleet.reports = str(tmp_path_factory.mktemp("reports"))
         fleet.artifacts = artifacts
+        record_plans(fleet, str(tmp_path_factory.mktemp("plans")))
         yield fleet
     finally:
         fleet.down()
@@ -201,9 +203,17 @@ def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet)
     planned = latest_report(dfleet, "rolling-plan")
     assert planned["verdict"] == "planned" and planned["batches"] == [1, 1, 1, 1], "the ramp is capped so min_ready 75% holds"
     assert {r["health"] for w in planned["waves"] for r in w["records"]} == {"not known until deployed"}
-    assert "would FAIL" not in plan.output and f"wave 1 (rolling): web1: update {other(target)} -> {target}, restart" in plan.output
+    assert "would FAIL" not in plan.output and f"wave 1 (rolling): web1: update + restart ({other(target)} -> {target})" in plan.output
+    planned_tasks = latest_plan(dfleet)
+    # one plan concept: the role's plan is a note of sre.ops.plan's, in its words
+    rollout_line = "Rollout plan: 4 hosts, 4 to change (0 create, 4 update, 0 delete, 4 restart)."
+    assert rollout_line in plan.output and next(r for r in planned_tasks["hosts"]["web1"] if r["task"].endswith("Plan the deploy"))["msg"] == rollout_line
+    with open(os.path.join(dfleet.plans, "latest.md"), encoding="utf-8") as handle:
+        notes = handle.read().split("## Notes\n", 1)[1].split("\n## ", 1)[0]
+    assert "### noop: sre.ops.deploy : Plan the deploy (sre.ops.rollout_plan), on web1" in notes and f"Message: {rollout_line}" in notes
 
     _run, sampler, _report = under_traffic(dfleet, lambda: deploy(dfleet, target, "rolling"))
+    assert_fidelity(planned_tasks, latest_plan(dfleet))
     assert versions(dfleet) == {h: target for h in APP}
     assert sampler.samples > 20 and sampler.minimum >= 3, f"min_ready 75% violated: {sampler.minimum} serving"
     done = latest_report(dfleet, "rolling")
@@ -217,6 +227,7 @@ def test_rolling_preview_then_deploy_with_zero_errors_then_nothing_to_do(dfleet)
     assert latest_report(dfleet, "rolling")["nothing_to_do"]
     check = deploy(dfleet, target, "rolling", "--check")
     assert check.rc == 0 and all(check.changed()[h] == 0 for h in APP), check.output
+    assert_nothing_to_change(latest_plan(dfleet))
 
 
 def test_check_plan_equals_the_real_run_in_the_states_a_kill_leaves(dfleet):
@@ -238,8 +249,10 @@ def test_check_plan_equals_the_real_run_in_the_states_a_kill_leaves(dfleet):
     assert actions == {"web1": "update", "web4": "update", "web2": "restart", "web3": "update"}
     # out of service first (no room needed), then web2 (on the release already), then web3
     assert [w["hosts"] for w in planned["waves"]] == [["web1"], ["web4"], ["web2"], ["web3"]]
+    planned_tasks = latest_plan(dfleet)
 
     _run, sampler, _report = under_traffic(dfleet, lambda: deploy(dfleet, target, "rolling"), rate=40)
+    assert_fidelity(planned_tasks, latest_plan(dfleet))
     assert sampler.minimum >= 2, "the rollout took a server out while fewer than min_ready were in service"
     assert rows(latest_report(dfleet, "rolling")) == rows(planned)
     assert versions(dfleet) == {h: target for h in APP} and serving(dfleet) == APP
@@ -254,9 +267,16 @@ def test_killed_rollout_stays_safe_and_the_rerun_passes_the_gates_again(dfleet, 
     traffic = TrafficGenerator(dfleet.lb_url, rate=50, duration=240).start()
     run_until(dfleet, deploy_args(dfleet, target, strategy), marker, occurrence)
     assert_safe(dfleet)
+    if strategy == "canary":  # the canary strategy's plan fidelity, from the state the kill left
+        assert deploy(dfleet, target, strategy, "--check", "--diff").rc == 0
+        planned = latest_plan(dfleet)
     rerun = deploy(dfleet, target, strategy)
     report = traffic.stop()
     assert rerun.rc == 0, rerun.output
+    if strategy == "canary":
+        assert_fidelity(planned, latest_plan(dfleet))
+        assert deploy(dfleet, target, strategy, "--check").rc == 0
+        assert_nothing_to_change(latest_plan(dfleet))
     assert versions(dfleet) == {h: target for h in APP} and serving(dfleet) == APP
     assert report["errors"] == 0, report
     done = latest_report(dfleet, strategy)

@@ -20,6 +20,7 @@ import pytest
 from sreops_fleet.traffic import TrafficGenerator
 
 from .conftest import ANSIBLE_PLAYBOOK, COLLECTION_ROOT, make_fleet, ssh
+from .plans import assert_fidelity, assert_nothing_to_change, latest_plan, record_plans
 from .test_deploy import APP, deploy, fingerprint, latest_report, live_colour, other, rollback, rows, serving, under_traffic, versions
 
 pytestmark = pytest.mark.fleet
@@ -50,6 +51,7 @@ def ifleet(releases_dir, tmp_path_factory):
     fleet.up()
     fleet.reports = str(tmp_path_factory.mktemp("inventory-reports"))
     fleet.artifacts = releases_dir
+    record_plans(fleet, str(tmp_path_factory.mktemp("inventory-plans")))
     try:
         yield fleet
     finally:
@@ -99,16 +101,19 @@ def test_blue_green_retires_the_old_colour_then_rollback_starts_it_gates_it_and_
     new = [h for h in APP if h not in old]
     target = other(versions(ifleet)[old[0]])
     before = fingerprint(ifleet)
-    plan = deploy(ifleet, target, "blue_green", "--check")
+    retire = {"deploy_bg_rollback_window": 2, "deploy_bg_retire": True}
+    plan = deploy(ifleet, target, "blue_green", "--check", "--diff", extra=retire)
     assert plan.rc == 0 and fingerprint(ifleet) == before, plan.output
     planned = latest_report(ifleet, "blue_green-plan")
+    planned_tasks = latest_plan(ifleet)
 
     traffic = TrafficGenerator(ifleet.lb_url, rate=50, duration=120, host_header="www.test").start()
     started = time.monotonic()
-    run = deploy(ifleet, target, "blue_green", extra={"deploy_bg_rollback_window": 2, "deploy_bg_retire": True})
+    run = deploy(ifleet, target, "blue_green", extra=retire)
     elapsed = time.monotonic() - started
     report = traffic.stop()
     assert run.rc == 0, run.output
+    assert_fidelity(planned_tasks, latest_plan(ifleet))
     assert report["errors"] == 0 and report["by_version"].get(target, 0) > 0, report
     assert elapsed >= 2, "the old colour must be kept for the rollback window"
     assert rows(latest_report(ifleet, "blue_green")) == rows(planned) and [r[2] for r in rows(planned)] == new
@@ -118,12 +123,18 @@ def test_blue_green_retires_the_old_colour_then_rollback_starts_it_gates_it_and_
         assert ssh(ifleet, host, "/srv/app/current/bin/appctl status").returncode == 3, f"{host} (old colour) still runs"
     again = deploy(ifleet, target, "blue_green")
     assert again.rc == 0 and all(again.changed()[h] == 0 for h in APP) and "nothing to do" in again.output
+    assert deploy(ifleet, target, "blue_green", "--check").rc == 0
+    assert_nothing_to_change(latest_plan(ifleet))
 
     # the rollback starts the retired colour, gates it, and only then switches, under traffic
+    assert rollback(ifleet, "blue_green", "--check", "--diff").rc == 0
+    planned_tasks = latest_plan(ifleet)
     under_traffic(ifleet, lambda: rollback(ifleet, "blue_green"), host_header="www.test")
+    assert_fidelity(planned_tasks, latest_plan(ifleet))
     assert set(TrafficGenerator(ifleet.lb_url, rate=40, duration=1, host_header="www.test").run()["by_server"]) == set(old)
     twice = rollback(ifleet, "blue_green")
     assert twice.rc == 0 and all(twice.changed()[h] == 0 for h in APP) and "already rolled back" in twice.output
+    assert latest_plan(ifleet)["summary"]["to_change"] == 0, latest_plan(ifleet)["closing_line"]
     assert live_colour(ifleet) == old
 
 
@@ -133,13 +144,18 @@ def test_rolling_rollback_is_a_rollout_with_zero_errors_and_a_second_run_changes
     if set(versions(ifleet).values()) != {now}:
         assert deploy(ifleet, now, "rolling").rc == 0
     assert deploy(ifleet, other(now), "rolling").rc == 0
+    assert rollback(ifleet, "rolling", "--check", "--diff").rc == 0
+    planned_tasks = latest_plan(ifleet)
     _back, sampler, _report = under_traffic(ifleet, lambda: rollback(ifleet, "rolling"))
+    assert_fidelity(planned_tasks, latest_plan(ifleet))
     assert sampler.minimum >= 3, "a rollback drains host by host within min_ready"
     assert versions(ifleet) == {h: now for h in APP}
     rolled = latest_report(ifleet, "rolling-rollback")
     assert rolled["verdict"] == "completed" and [len(w["hosts"]) for w in rolled["waves"]] == [1, 1, 1, 1]
     twice = rollback(ifleet, "rolling")
     assert twice.rc == 0 and all(twice.changed()[h] == 0 for h in APP), twice.output
+    assert rollback(ifleet, "rolling", "--check").rc == 0
+    assert_nothing_to_change(latest_plan(ifleet))
 
 
 def test_own_inventory_with_other_names_hooks_and_the_oldest_ansible(ifleet, releases_dir, tmp_path):

@@ -167,7 +167,27 @@ def test_a_good_release_activated_again_is_not_done_until_gated_again():
 def test_second_run_has_nothing_to_do():
     hosts = [host(n, "v2", [record("v2", activated=3, outcome_seq=4)]) for n in APP]
     result = plan(hosts=hosts)
-    assert result["nothing_to_do"] and result["waves"] == [] and "nothing to do" in result["summary"][-1]
+    assert result["nothing_to_do"] and result["waves"] == [] and "nothing to do" in result["summary"][-2]
+    assert result["summary"][-1] == result["closing_line"] == "Rollout plan: 4 hosts, 0 to change (0 create, 0 update, 0 delete)."
+    assert {tuple(h["actions"]) for h in result["hosts"].values()} == {("noop",)}
+
+
+def test_the_plan_speaks_the_plan_callbacks_classes_and_groups_the_same_change():
+    """One plan concept: sre.ops.plan's classes, its closing line, and the same change on several hosts listed once."""
+    hosts = [host("web1", None, []), host("web2"), host("web3"), host("web4", "v2", [record("v2", activated=3, outcome_seq=4)])]
+    result = plan(hosts=hosts, batches=[1, "100%"], min_ready="1", balancer=lb(web4=server(admin="drain")))
+    assert {n: h["actions"] for n, h in result["hosts"].items()} == {
+        "web1": ["create", "restart"], "web2": ["update", "restart"], "web3": ["update", "restart"], "web4": ["update"]}
+    assert "wave 1 (rolling): web4: update (readmit on v2, LB drain/UP/w100); health gate checked when readmitted" in result["summary"]
+    assert ("wave 2 (rolling): web1: create + restart (v2); health gate not known until deployed; "
+            "web2, web3: update + restart (v1 -> v2); health gate not known until deployed") in result["summary"]
+    assert result["summary"][-1] == result["closing_line"] == "Rollout plan: 4 hosts, 4 to change (1 create, 3 update, 0 delete, 3 restart)."
+    many = plan(hosts=[host(f"web{i}") for i in range(1, 6)], balancer=lb({f"web{i}": server() for i in range(1, 6)}), batches=[1, "100%"],
+                min_ready="1")
+    assert "wave 2 (rolling): web2..web5: update + restart (v1 -> v2); health gate not known until deployed" in many["summary"]
+    report = r.assemble_report(result, [], [], run_id="x", started=1.0, ended=2.0, check_mode=True)
+    assert [row["actions"] for w in report["waves"] for row in w["records"]] == [["update"], ["create", "restart"], ["update", "restart"],
+                                                                                 ["update", "restart"]]
 
 
 def test_readmit_a_gated_host_left_drained_without_restarting_it():

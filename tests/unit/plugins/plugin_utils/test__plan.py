@@ -152,14 +152,6 @@ def test_detailed_exit_status():
     assert len({_plan.describe_exit_status(c) for c in (0, 1, 2, 4, 6, 8, 10, 12, 14)}) == 9
 
 
-def test_host_ranges():
-    assert _plan.host_ranges([f"web{i}" for i in range(1, 38)]) == "web1..web37"
-    assert _plan.host_ranges(["web1", "web2", "web3", "web5", "db1", "web6", "web7"]) == "web1..web3, web5..web7, db1"
-    assert _plan.host_ranges(["web01", "web02", "web03", "lb"]) == "web01..web03, lb"
-    assert _plan.host_ranges(["a1", "a2"]) == "a1, a2"
-    assert _plan.host_ranges(["web8", "web9", "web10", "web011"]) == "web8..web10, web011"
-
-
 def test_identical_changes_on_many_hosts_form_one_group_and_host_names_are_set_aside():
     plan = _plan.Plan()
     for i in range(1, 201):
