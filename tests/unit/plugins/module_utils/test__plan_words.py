@@ -16,7 +16,6 @@ def test_host_ranges():
     assert w.host_ranges(["web8", "web9", "web10", "web011"]) == "web8..web10, web011"
 
 
-
 def test_order_actions_puts_the_most_significant_first_and_drops_noop_beside_others():
     assert w.order_actions(["noop", "restart", "update", "delete"]) == ["delete", "update", "restart"]
     assert w.order_actions(["noop"]) == ["noop"]
@@ -26,4 +25,5 @@ def test_order_actions_puts_the_most_significant_first_and_drops_noop_beside_oth
 def test_closing_line():
     assert w.closing_line("Plan", 4, 7, {"create": 2, "update": 5}, tail=["1 unknown", "0 failed"]) == \
         "Plan: 4 hosts, 7 to change (2 create, 5 update, 0 delete), 1 unknown, 0 failed."
-    assert w.closing_line("Run", 1, 2, {"update": 1, "restart": 1, "exec": 1}, "changed") == "Run: 1 host, 2 changed (0 create, 1 update, 0 delete, 1 restart, 1 exec)."
+    assert w.closing_line("Run", 1, 2, {"update": 1, "restart": 1, "exec": 1}, "changed") == \
+        "Run: 1 host, 2 changed (0 create, 1 update, 0 delete, 1 restart, 1 exec)."
