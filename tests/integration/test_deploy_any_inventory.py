@@ -134,7 +134,8 @@ def test_blue_green_retires_the_old_colour_then_rollback_starts_it_gates_it_and_
     assert set(TrafficGenerator(ifleet.lb_url, rate=40, duration=1, host_header="www.test").run()["by_server"]) == set(old)
     twice = rollback(ifleet, "blue_green")
     assert twice.rc == 0 and all(twice.changed()[h] == 0 for h in APP) and "already rolled back" in twice.output
-    assert latest_plan(ifleet)["summary"]["to_change"] == 0, latest_plan(ifleet)["closing_line"]
+    assert rollback(ifleet, "blue_green", "--check").rc == 0
+    assert_nothing_to_change(latest_plan(ifleet))
     assert live_colour(ifleet) == old
 
 
@@ -144,18 +145,13 @@ def test_rolling_rollback_is_a_rollout_with_zero_errors_and_a_second_run_changes
     if set(versions(ifleet).values()) != {now}:
         assert deploy(ifleet, now, "rolling").rc == 0
     assert deploy(ifleet, other(now), "rolling").rc == 0
-    assert rollback(ifleet, "rolling", "--check", "--diff").rc == 0
-    planned_tasks = latest_plan(ifleet)
     _back, sampler, _report = under_traffic(ifleet, lambda: rollback(ifleet, "rolling"))
-    assert_fidelity(planned_tasks, latest_plan(ifleet))
     assert sampler.minimum >= 3, "a rollback drains host by host within min_ready"
     assert versions(ifleet) == {h: now for h in APP}
     rolled = latest_report(ifleet, "rolling-rollback")
     assert rolled["verdict"] == "completed" and [len(w["hosts"]) for w in rolled["waves"]] == [1, 1, 1, 1]
     twice = rollback(ifleet, "rolling")
     assert twice.rc == 0 and all(twice.changed()[h] == 0 for h in APP), twice.output
-    assert rollback(ifleet, "rolling", "--check").rc == 0
-    assert_nothing_to_change(latest_plan(ifleet))
 
 
 def test_own_inventory_with_other_names_hooks_and_the_oldest_ansible(ifleet, releases_dir, tmp_path):
