@@ -178,6 +178,8 @@ def _changed_actions(name: str, result: t.Mapping[str, t.Any], args: t.Mapping[s
         return _release_actions(result)
     if name in ("sre.ops.haproxy_server", "sre.ops.haproxy_map"):
         return [UPDATE]
+    if name == "sre.ops.app_restart":
+        return [RESTART]
     if name in SERVICE_MODULES:
         if state in ("restarted", "reloaded", "started", "stopped"):
             return [RESTART]

@@ -30,6 +30,7 @@ FILE_NEW_DIR = {"changed": True, "diff": {"before": {"path": "/x", "state": "abs
         ("ansible.builtin.script", "skipped", {"msg": "Check mode is not supported for this task."}, {}, ["exec"]),
         ("community.general.thing", "skipped", {"msg": "remote module (thing) does not support check mode"}, {}, ["unknown"]),
         ("ansible.builtin.systemd_service", "ok", {"changed": True, "state": "started"}, {"state": "restarted"}, ["restart"]),
+        ("sre.ops.app_restart", "ok", {"changed": True, "cmd": ["appctl", "restart"]}, {"command": "appctl restart"}, ["restart"]),
         ("ansible.builtin.service", "ok", {"changed": True}, {"enabled": True}, ["update"]),
         ("ansible.builtin.apt", "ok", {"changed": True}, {"state": "absent"}, ["delete"]),
         ("ansible.builtin.dnf", "ok", {"changed": True}, {"state": "latest"}, ["update"]),
