@@ -55,7 +55,9 @@ class ActionModule(ActionBase):
                 tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
                 remote = self._connection._shell.join_path(tmpdir, os.path.basename(local))
                 self._transfer_file(local, remote)
-                self._fixup_perms2((tmpdir, remote))
+                if self._is_become_unprivileged():
+                    # the become user must read what the connection user sent; otherwise it is the owner's, or root reads it
+                    self._fixup_perms2((tmpdir, remote))
                 args["src"] = remote
                 result["transferred"] = True
             result.setdefault("transferred", False)

@@ -23,5 +23,6 @@ def make_action(cls, args, check_mode=False, tmpdir=None):
     action._execute_module = MagicMock(return_value={"changed": True, "current": "v2"})
     action._remove_tmp_path = MagicMock()
     action._fixup_perms2 = MagicMock()
+    action._is_become_unprivileged = MagicMock(return_value=False)
     action._transfer_file = MagicMock()
     return action

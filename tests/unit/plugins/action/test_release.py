@@ -44,6 +44,14 @@ def test_a_host_without_the_release_gets_the_archive_in_the_task_tmpdir(artifact
     assert sent["checksum"] == "sha256:" + hashlib.sha256(open(artifact, "rb").read()).hexdigest()
     assert result["transferred"] and result["current"] == "v2"
     action._remove_tmp_path.assert_called_once()
+    action._fixup_perms2.assert_not_called()  # the connection user's own file: no chmod round trip
+
+
+def test_an_unprivileged_become_user_is_given_read_access_to_the_archive(artifact):
+    action = action_for(artifact, staged=False)
+    action._is_become_unprivileged = MagicMock(return_value=True)
+    action.run(task_vars={})
+    action._fixup_perms2.assert_called_once_with(("/tmp/ansible-tmp-1", "/tmp/ansible-tmp-1/app-v2.tar.gz"))
 
 
 def test_a_host_with_the_release_staged_gets_nothing(artifact):
