@@ -10,7 +10,7 @@ short_description: Restart an app with its command or systemd unit, without star
 version_added: 0.1.0
 description:
   - Runs the command that restarts an app (O(command)) or restarts a systemd unit (O(unit)) over the connection, as one
-    shell command: no Python starts on the host. M(ansible.builtin.command) starts Python on the host to run the same
+    shell command, so no Python starts on the host. M(ansible.builtin.command) starts Python on the host to run the same
     command, which with ansible-core 2.19 costs about 0.3 s of CPU per host, more than restarting a small app; the
     M(sre.ops.deploy) role restarts every host of every wave with this action.
   - O(command) is split into words as M(ansible.builtin.command) splits a string, and each word is quoted for the host's
