@@ -11,6 +11,7 @@ app host, delegated to the load balancer -- decide one after the other on what t
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -59,6 +60,22 @@ def lock_path(endpoint: str) -> str:
     host, port = address
     directory = next((d for d in TCP_LOCK_DIRS if os.path.isdir(d)), TCP_LOCK_DIRS[-1])
     return os.path.join(directory, "sre.ops-haproxy-" + re.sub(r"[^A-Za-z0-9._-]", "_", f"{host}_{port}") + ".lock")
+
+
+@contextlib.contextmanager
+def change_lock(endpoint: str, timeout: float, purpose: str) -> t.Iterator[None]:
+    """Hold the lock of lock_path(endpoint); a lock file that cannot be created (the socket's directory is missing,
+    or not writable) is a clear error, not a traceback."""
+    path = lock_path(endpoint)
+    try:
+        lock = PathLock(path, timeout, purpose=purpose).acquire()
+    except OSError as exc:
+        raise HAProxyError(f"cannot create the lock file {path} of the runtime API at {endpoint}: {exc.strerror or exc}; "
+                           "is the socket path right?") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def cli_arg(text: str) -> str:
@@ -422,7 +439,7 @@ class ServerManager:
         if self.check_mode:
             # Reads only, and leaves no lock file behind.
             return self._decide()[0]
-        with PathLock(lock_path(self.api.endpoint), self.lock_timeout, purpose=f"sre.ops.haproxy_server on backend {self.backend}"):
+        with change_lock(self.api.endpoint, self.lock_timeout, f"sre.ops.haproxy_server on backend {self.backend}"):
             result, commands = self._decide()
             result["commands"] = self._apply(commands, result)
         if self.wait and self.state in ("drain", "maint"):
@@ -594,7 +611,7 @@ class MapManager:
     def run(self) -> dict[str, t.Any]:
         if self.check_mode:
             return self._decide()[0]
-        with PathLock(lock_path(self.api.endpoint), self.lock_timeout, purpose=f"sre.ops.haproxy_map on {self.map_name}"):
+        with change_lock(self.api.endpoint, self.lock_timeout, f"sre.ops.haproxy_map on {self.map_name}"):
             result, current, wanted, file_after = self._decide()
             if dict(current) != dict(wanted) or len(current) != len(dict(current)):
                 result["commands"] = self._apply(current, wanted)

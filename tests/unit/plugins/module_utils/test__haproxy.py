@@ -455,6 +455,14 @@ def test_a_held_lock_makes_a_map_update_wait_and_then_fail_naming_the_holder():
     assert hx.MapManager(api, MAP, {"www.test": "be_blue"}).run()["commands"] == [f"add map {MAP} www.test be_blue"]
 
 
+def test_a_socket_in_a_missing_directory_is_a_clear_error_not_a_traceback(tmp_path):
+    api = hx.RuntimeAPI(str(tmp_path / "missing" / "admin.sock"))
+    expected = r"cannot create the lock file .*/missing/admin.sock.lock of the runtime API at .*/missing/admin.sock: No such file"
+    for change in (hx.ServerManager(api, "be_app", None, "drain", None), hx.MapManager(api, MAP, {"www.test": "be_blue"})):
+        with pytest.raises(hx.HAProxyError, match=expected):
+            change.run()
+
+
 def test_several_keys_are_committed_atomically():
     api = FakeAPI(maps={MAP: [("app.test", "be_app"), ("www.test", "be_blue")]})
     result = hx.MapManager(api, MAP, {"www.test": "be_green", "api.test": "be_api"}).run()
