@@ -21,6 +21,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import typing as t
 
@@ -28,6 +29,8 @@ from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInpu
 
 # restic's own rule (0.14 - 0.18): a lock that was not refreshed for 30 minutes is stale on any host.
 RESTIC_STALE_LOCK_SECONDS = 30 * 60
+# Blob ids per `restic find`: each call walks the whole snapshot once.
+FIND_BATCH = 4000
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$")
 _LOCKED = re.compile(r"repository is already locked (?:exclusively )?by PID (\d+) on (\S+) by (\S+)")
 _URL_SECRET = re.compile(r"(://[^/:@\s]+:)[^@\s]+@")
@@ -464,7 +467,7 @@ class Repository:
         docs = json_document(self.run(*args).stdout, "snapshots") or []
         return sorted(docs, key=lambda s: parse_time_ns(s["time"]))
 
-    def find_blobs(self, snapshot_id: str, blob_ids: list[str], batch: int = 4000) -> dict[str, set[str]]:
+    def find_blobs(self, snapshot_id: str, blob_ids: list[str], batch: int = FIND_BATCH) -> dict[str, set[str]]:
         """The paths of the files of one snapshot that hold each of these data blobs (one restic walk per batch of ids).
 
         restic's walk visits a repeated subtree once, so a blob can be reported at one of several paths holding it;
@@ -472,10 +475,26 @@ class Repository:
         found: dict[str, set[str]] = {}
         for start in range(0, len(blob_ids), batch):
             completed = self.run("find", "--json", "--no-lock", "--snapshot", snapshot_id, "--blob", *blob_ids[start:start + batch], what="find")
-            for doc in json_document(completed.stdout, "find") or []:
-                if doc.get("object_type") == "blob":
-                    found.setdefault(doc["id"], set()).add(doc.get("path", ""))
+            merge_found(found, completed.stdout)
         return found
+
+    def start(self, *args: str, stream: bool = False, what: str | None = None) -> Started:
+        """Run restic beside the caller (no lock retry: for read-only --no-lock commands); see Started."""
+        return Started(self, what or args[0], self.argv(*args), stream)
+
+    def open_ls(self, snapshot: str, host: str | None = None, tags: list[str] | None = None,
+                paths: list[str] | None = None) -> Listing:
+        """`restic ls --json` as a stream: the snapshot first, then its nodes in batches while restic still lists."""
+        args = ["ls", "--json", "--no-lock", snapshot]
+        if snapshot == "latest":
+            args += filter_args(host, tags, paths)
+        return Listing(self.start(*args, stream=True), snapshot, filter_text(host, tags, paths) if snapshot == "latest" else "")
+
+    def start_find_blobs(self, snapshot_id: str, blob_ids: list[str]) -> Started:
+        """`restic find --blob` started now, its answer read later with blobs_found (one walk: at most FIND_BATCH ids)."""
+        if not 0 < len(blob_ids) <= FIND_BATCH:
+            raise ValueError(f"start_find_blobs takes 1 to {FIND_BATCH} blob ids, not {len(blob_ids)}")
+        return self.start("find", "--json", "--no-lock", "--snapshot", snapshot_id, "--blob", *blob_ids, what="find")
 
     def ls(self, snapshot: str, host: str | None = None, tags: list[str] | None = None,
            paths: list[str] | None = None) -> tuple[dict[str, t.Any], list[dict[str, t.Any]]]:
@@ -534,6 +553,139 @@ class Repository:
         if snapshot:
             args.append(snapshot)
         return json_document(self.run(*args, what="stats").stdout, "stats")
+
+
+def merge_found(found: dict[str, set[str]], stdout: str) -> None:
+    """Add the paths `restic find --json --blob` printed for each blob id to found."""
+    for doc in json_document(stdout, "find") or []:
+        if doc.get("object_type") == "blob":
+            found.setdefault(doc["id"], set()).add(doc.get("path", ""))
+
+
+class Started:
+    """A restic process running beside the caller. Its output goes to a temporary file and is read once it ended
+    (finish), or, with stream, comes through a pipe to read while restic still writes (batches). cancel stops it;
+    a caller that leaves early calls cancel, so no restic process outlives the task."""
+
+    def __init__(self, repo: Repository, what: str, argv: list[str], stream: bool) -> None:
+        self.repo = repo
+        self.what = what
+        self.argv = argv
+        self.started = time.monotonic()
+        self._err = tempfile.TemporaryFile()  # pylint: disable=consider-using-with  # closed in _close
+        self._out = None if stream else tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+        try:
+            self.proc = repo.runner.spawn(argv, env=repo.env(), stdout=subprocess.PIPE if stream else self._out, stderr=self._err)
+        except BaseException:
+            self._close()
+            raise
+        self.completed: Completed | None = None
+
+    def batches(self, size: int = 1 << 18) -> t.Iterator[list[bytes]]:
+        """The complete lines restic printed so far, a batch at a time (stream only; finish afterwards)."""
+        pipe = self.proc.stdout
+        rest = b""
+        while True:
+            chunk = pipe.read1(size) if hasattr(pipe, "read1") else pipe.read(size)
+            if not chunk:
+                break
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                continue
+            lines = (rest + chunk[:cut]).split(b"\n")
+            rest = chunk[cut + 1:]
+            yield lines
+        if rest:
+            yield [rest]
+
+    def finish(self) -> Completed:
+        """Wait for restic; its output, or the error its failure means (classify_failure)."""
+        if self.completed is None:
+            if self.proc.stdout is not None:
+                self.proc.stdout.read()
+            rc = self.proc.wait()
+            out = ""
+            if self._out is not None:
+                self._out.seek(0)
+                out = self._out.read().decode("utf-8", "replace")
+            self._err.seek(0)
+            err = self._err.read().decode("utf-8", "replace")
+            self._close()
+            self.completed = Completed(self.argv, rc, out, err, time.monotonic() - self.started)
+        if self.completed.rc != 0:
+            raise classify_failure(self.what, self.completed, self.repo.url)
+        return self.completed
+
+    def cancel(self) -> None:
+        """Stop restic if it still runs (read-only --no-lock commands only: nothing of the repository is left to clean)."""
+        if self.completed is None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self._close()
+            self.completed = Completed(self.argv, -9, "", "cancelled", time.monotonic() - self.started)
+
+    def _close(self) -> None:
+        for handle in (self._out, self._err, getattr(getattr(self, "proc", None), "stdout", None)):
+            if handle is not None:
+                handle.close()
+
+
+def blobs_found(started: Started) -> dict[str, set[str]]:
+    """What a start_find_blobs found: the paths holding each blob id."""
+    found: dict[str, set[str]] = {}
+    merge_found(found, started.finish().stdout)
+    return found
+
+
+class Listing:
+    """A running `restic ls --json`: head() is the snapshot (restic prints it first), batches() its nodes as decoded dicts."""
+
+    def __init__(self, started: Started, snapshot: str, scope: str) -> None:
+        self.started = started
+        self.snapshot = snapshot
+        self.scope = scope
+        self._batches = started.batches()
+        self._head: dict[str, t.Any] | None = None
+        self._first: list[dict[str, t.Any]] = []
+
+    def head(self) -> dict[str, t.Any]:
+        """The snapshot being listed; raises what restic's failure means, or SnapshotNotFoundError."""
+        while self._head is None:
+            batch = next(self._batches, None)
+            if batch is None:
+                break
+            docs = _decode_lines(batch)
+            for index, doc in enumerate(docs):
+                if doc.get("struct_type") == "snapshot":
+                    self._head = doc
+                    self._first = [d for d in docs[index + 1:] if d.get("struct_type") == "node"]
+                    break
+        if self._head is None:
+            completed = self.started.finish()
+            # restic 0.14 prints "Ignoring ..." and exits 0 when no snapshot matches.
+            reason = hide_secrets(completed.stderr.strip().splitlines()[-1]) if completed.stderr.strip() else "no snapshot matched"
+            raise SnapshotNotFoundError(f"snapshot {self.snapshot!r} does not exist in {self.started.repo.display}{self.scope} ({reason})")
+        return self._head
+
+    def batches(self) -> t.Iterator[list[dict[str, t.Any]]]:
+        """The nodes after the snapshot, a batch at a time as restic prints them; restic's exit is checked at the end."""
+        self.head()
+        if self._first:
+            yield self._first
+        for batch in self._batches:
+            yield [doc for doc in _decode_lines(batch) if doc.get("struct_type") == "node"]
+        self.started.finish()
+
+    def close(self) -> None:
+        self.started.cancel()
+
+
+def _decode_lines(lines: list[bytes]) -> list[dict[str, t.Any]]:
+    # One decode per batch, as an array: a snapshot of 100,000 files is as many lines.
+    objects = [line for line in lines if line.startswith(b"{")]
+    return json.loads(b"[" + b",".join(objects) + b"]") if objects else []
 
 
 def filter_args(host: str | None, tags: list[str] | None, paths: list[str] | None) -> list[str]:

@@ -39,7 +39,8 @@ from ansible_collections.sre.ops.plugins.module_utils._backup import MARKER_DIR,
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import fsync_dir, read_json, write_json_atomic
 from ansible_collections.sre.ops.plugins.module_utils._metrics import drill_families, metrics_path, read_samples, render, write_textfile
-from ansible_collections.sre.ops.plugins.module_utils._restic import Completed, Repository, classify_failure, go_mode_to_posix, parse_time_ns
+from ansible_collections.sre.ops.plugins.module_utils._restic import (FIND_BATCH, Completed, Repository, Started, blobs_found, classify_failure,
+                                                                     go_mode_to_posix, parse_time_ns)
 
 OVERWRITE = ("always", "if-changed", "if-newer", "never")
 PREVIEW_LIMIT = 100
@@ -55,9 +56,8 @@ class RestoreError(SreOpsError):
     """A restore was refused or failed; the target was left as it was."""
 
 
-@dataclasses.dataclass
-class Entry:
-    """One path, in the snapshot or on disk: what the comparison needs."""
+class Entry(t.NamedTuple):
+    """One path, in the snapshot or on disk: what the comparison needs (a tuple: 200,000 of them are made and compared)."""
 
     kind: str  # file, dir, symlink, other
     size: int = 0
@@ -88,27 +88,29 @@ class Plan:
 # ----- listing and tree -------------------------------------------------------------------------------
 def snapshot_entries(nodes: list[dict[str, t.Any]], root: str) -> dict[str, Entry]:
     """The snapshot's nodes at and below root, keyed by path relative to root ('' is root itself)."""
+    entries: dict[str, Entry] = {}
+    add_snapshot_nodes(entries, nodes, root)
+    return entries
+
+
+def add_snapshot_nodes(entries: dict[str, Entry], nodes: list[dict[str, t.Any]], root: str) -> None:
+    """Add one batch of a listing's nodes at and below root to entries (a listing is read batch by batch as restic prints it)."""
     root = root.rstrip("/") or "/"
     prefix = root + "/" if root != "/" else "/"
-    entries: dict[str, Entry] = {}
+    cut = len(prefix)
+    kinds = {"file": "file", "dir": "dir", "symlink": "symlink"}
     for node in nodes:
         path = node.get("path", "")
-        if path == root:
+        if path.startswith(prefix):
+            rel = path[cut:]
+        elif path == root:
             rel = ""
-        elif path.startswith(prefix):
-            rel = path[len(prefix):]
         else:
             continue
-        kind = node.get("type", "other")
-        entries[rel] = Entry(
-            kind=kind if kind in ("file", "dir", "symlink") else "other",
-            size=int(node.get("size", 0) or 0) if kind == "file" else 0,
-            mtime_ns=parse_time_ns(node["mtime"]) if node.get("mtime") else 0,
-            mode=go_mode_to_posix(int(node.get("mode", 0))),
-            uid=int(node.get("uid", 0)),
-            gid=int(node.get("gid", 0)),
-        )
-    return entries
+        kind = kinds.get(node.get("type", ""), "other")
+        mtime = node.get("mtime")
+        entries[rel] = Entry(kind, int(node.get("size") or 0) if kind == "file" else 0, parse_time_ns(mtime) if mtime else 0,
+                             go_mode_to_posix(int(node.get("mode", 0))), int(node.get("uid", 0)), int(node.get("gid", 0)))
 
 
 def _entry_from_stat(st: os.stat_result) -> Entry:
@@ -133,16 +135,22 @@ def tree_entries(root: str) -> dict[str, Entry]:
     entries = {"": _entry_from_stat(top)}
     if not stat.S_ISDIR(top.st_mode):
         return entries
+    s_isdir, s_isreg, s_imode = stat.S_ISDIR, stat.S_ISREG, stat.S_IMODE
     stack = [("", root)]
     while stack:
         rel_dir, abs_dir = stack.pop()
+        head = rel_dir + "/" if rel_dir else ""
         with os.scandir(abs_dir) as listing:
             for item in listing:
-                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                rel = head + item.name
                 st = item.stat(follow_symlinks=False)
-                entries[rel] = _entry_from_stat(st)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((rel, item.path))
+                mode = st.st_mode
+                if s_isreg(mode):  # the common case without a call: 100,000 files are read while restic lists
+                    entries[rel] = Entry("file", st.st_size, st.st_mtime_ns, s_imode(mode), st.st_uid, st.st_gid)
+                else:
+                    entries[rel] = _entry_from_stat(st)
+                    if s_isdir(mode):
+                        stack.append((rel, item.path))
     return entries
 
 
@@ -184,6 +192,68 @@ class TreeWalk(threading.Thread):
         return self._entries
 
 
+PREFETCH_BYTES = 64 << 20
+
+
+def prefetch_candidates(entries: dict[str, Entry], snapshot_ns: int, limit: int = FIND_BATCH, limit_bytes: int = PREFETCH_BYTES) -> list[str]:
+    """The target's files a listing is likely to show as same size, other mtime: written after the snapshot was taken,
+    and small enough to be one blob. None when there are more than one `restic find` takes or they are many bytes to
+    hash (then most of them will have changed size, and what is ambiguous is looked up after the listing)."""
+    chosen = [rel for rel, e in entries.items() if e.kind == "file" and 0 < e.size < SINGLE_BLOB_LIMIT and e.mtime_ns > snapshot_ns]
+    if len(chosen) > limit or sum(entries[rel].size for rel in chosen) > limit_bytes:
+        return []
+    return chosen
+
+
+class BlobPrefetch(threading.Thread):
+    """Beside the listing: once the target is read, its likely-ambiguous files (prefetch_candidates) hashed and one
+    `restic find --blob` started on their SHA-256, so restic's two walks of the snapshot run at the same time.
+
+    settle_by_blob_ids uses what it asked (digests) and found, and asks restic again only for ids it did not ask."""
+
+    def __init__(self, walk: TreeWalk, target_root: str, snapshot_ns: int, start_find: t.Callable[[list[str]], Started]) -> None:
+        super().__init__(daemon=True)
+        self.walk = walk
+        self.target_root = target_root
+        self.snapshot_ns = snapshot_ns
+        self.start_find = start_find
+        self.digests: dict[str, str] = {}
+        self.asked: set[str] = set()
+        self._find: Started | None = None
+        self._error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            entries = self.walk.entries()
+        except BaseException:  # pylint: disable=broad-exception-caught  # the caller's own walk.entries() reports it
+            return
+        try:
+            for rel in prefetch_candidates(entries, self.snapshot_ns):
+                with contextlib.suppress(OSError):
+                    self.digests[rel] = sha256_file(os.path.join(self.target_root, rel) if rel else self.target_root)
+            if self.digests:
+                ids = sorted(set(self.digests.values()))
+                self._find = self.start_find(ids)
+                self.asked = set(ids)
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # re-raised in the caller's thread, if its answer is needed
+            self._error = exc
+            self.digests, self.asked = {}, set()
+
+    def found(self) -> dict[str, set[str]]:
+        """The early find's answer (its failure raised here, where its answer is needed)."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return blobs_found(self._find) if self._find is not None else {}
+
+    def close(self) -> None:
+        """Stop the early find if nobody read it (nothing was ambiguous): restic find --no-lock leaves nothing behind."""
+        self.join()
+        if self._find is not None:
+            self._find.cancel()
+
+
 def _matches(pattern: str, rel: str) -> bool:
     """A glob matches a path, or one of its parent directories; a pattern without '/' matches any one name."""
     parts = rel.split("/")
@@ -223,6 +293,9 @@ def compare(snapshot: dict[str, Entry], target: dict[str, Entry], scope: t.Calla
     for rel in sorted(snapshot):
         want = snapshot[rel]
         have = target.get(rel)
+        if have == want:  # same kind, size, mtime, mode and owner: unchanged whatever the kind (one tuple comparison)
+            plan.unchanged.append(rel)
+            continue
         if have is None:
             plan.create.append(rel)
             plan.create_bytes += want.size
@@ -283,11 +356,16 @@ def _sort(plan: Plan) -> None:
 
 
 def settle_by_blob_ids(plan: Plan, snapshot: dict[str, Entry], target: dict[str, Entry], path: str, target_root: str,
-                       find: t.Callable[[list[str]], dict[str, set[str]]]) -> None:
+                       find: t.Callable[[list[str]], dict[str, set[str]]], prefetched: BlobPrefetch | None = None) -> None:
     """Same size, other mtime, and smaller than restic's minimum chunk: such a file is one data blob whose id is the
     SHA-256 of its bytes, so hashing the target's copies and one `restic find --blob` decide them without a restore.
     An empty file has no blob and equal bytes. What this cannot decide stays ambiguous (a larger file; a blob found
-    only at another path, as restic's walk skips repeated subtrees)."""
+    only at another path, as restic's walk skips repeated subtrees). Digests and ids a BlobPrefetch already hashed and
+    asked are taken from it; find is called only for the ids it did not ask."""
+    if prefetched is not None:
+        prefetched.join()  # its digests and ids are complete once it has started its find
+    known = prefetched.digests if prefetched is not None else {}
+    asked = prefetched.asked if prefetched is not None else set()
     digests: dict[str, str] = {}
     left = []
     for rel in plan.ambiguous:
@@ -295,13 +373,20 @@ def settle_by_blob_ids(plan: Plan, snapshot: dict[str, Entry], target: dict[str,
             _settle(plan, rel, True, snapshot[rel], target[rel])
             continue
         if snapshot[rel].size < SINGLE_BLOB_LIMIT:
+            if rel in known:
+                digests[rel] = known[rel]
+                continue
             try:
                 digests[rel] = sha256_file(os.path.join(target_root, rel) if rel else target_root)
                 continue
             except OSError:
                 pass
         left.append(rel)
-    found = find(sorted(set(digests.values()))) if digests else {}
+    wanted = set(digests.values())
+    found = prefetched.found() if prefetched is not None and wanted & asked else {}
+    missing = sorted(wanted - asked)
+    if missing:
+        found.update(find(missing))
     base = path.rstrip("/")
     for rel, digest in digests.items():
         where = found.get(digest)
@@ -757,29 +842,40 @@ class RestoreManager:
         return TreeWalk(target)
 
     def _restore_files(self) -> dict[str, t.Any]:
-        # A target known up front is read while restic lists the snapshot (two processes, two cores).
+        # Three things run at once: restic lists the snapshot (read as it comes), a thread reads the target, and then
+        # hashes the files written since the snapshot and starts `restic find` on them (BlobPrefetch).
         walk = self._prepare_target(self.target or self.path) if self.target or self.path else None
-        with collector_paused():
-            head, nodes = self.repo.ls(self.snapshot, self.host, self.tags)
-            paths = head.get("paths") or []
-            path = self.path
-            if not path:
-                if len(paths) != 1:
-                    raise InvalidInputError(f"snapshot {head['short_id']} holds {len(paths)} paths ({', '.join(paths)}); choose one with path")
-                path = paths[0].rstrip("/") or "/"
-            target = self.target or path
-            walk = walk or self._prepare_target(target)
-            wanted = snapshot_entries(nodes, path)
-            if "" not in wanted:
-                raise RestoreError(f"path {path} is not in snapshot {head['short_id']} (it holds {', '.join(paths)})")
-            wanted = select(wanted, self.include, self.exclude)
-            result = self._base(head)
-            result.update(path=path, target=target, overwrite=self.overwrite, delete=self.delete)
-            have = walk.entries()
-            in_scope = select(have, self.include, self.exclude)
-            plan = compare(wanted, have, lambda rel: rel in in_scope)
-        if plan.ambiguous:
-            settle_by_blob_ids(plan, wanted, have, path, target, lambda ids: self.repo.find_blobs(head["id"], ids))
+        listing = self.repo.open_ls(self.snapshot, self.host, self.tags)
+        prefetch = None
+        try:
+            with collector_paused():
+                head = listing.head()
+                paths = head.get("paths") or []
+                path = self.path
+                if not path:
+                    if len(paths) != 1:
+                        raise InvalidInputError(f"snapshot {head['short_id']} holds {len(paths)} paths ({', '.join(paths)}); choose one with path")
+                    path = paths[0].rstrip("/") or "/"
+                target = self.target or path
+                walk = walk or self._prepare_target(target)
+                prefetch = BlobPrefetch(walk, target, parse_time_ns(head["time"]), lambda ids: self.repo.start_find_blobs(head["id"], ids))
+                wanted: dict[str, Entry] = {}
+                for batch in listing.batches():
+                    add_snapshot_nodes(wanted, batch, path)
+                if "" not in wanted:
+                    raise RestoreError(f"path {path} is not in snapshot {head['short_id']} (it holds {', '.join(paths)})")
+                wanted = select(wanted, self.include, self.exclude)
+                result = self._base(head)
+                result.update(path=path, target=target, overwrite=self.overwrite, delete=self.delete)
+                have = walk.entries()
+                in_scope = select(have, self.include, self.exclude)
+                plan = compare(wanted, have, lambda rel: rel in in_scope)
+            if plan.ambiguous:
+                settle_by_blob_ids(plan, wanted, have, path, target, lambda ids: self.repo.find_blobs(head["id"], ids), prefetch)
+        finally:
+            listing.close()
+            if prefetch is not None:
+                prefetch.close()
         if plan.ambiguous:
             scratch = tempfile.mkdtemp(prefix="sreops-compare-")
             try:

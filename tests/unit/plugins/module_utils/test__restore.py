@@ -169,14 +169,14 @@ class SnapshotRestic(FakeRunner):
     def __init__(self, src: str, path: str) -> None:
         super().__init__()
         self.src, self.path = src, path
-        self.head = {"id": "ab" * 32, "short_id": "abababab", "time": "2026-01-01T00:00:00Z", "paths": [path], "hostname": "web1",
+        taken = max(e.mtime_ns for e in _restore.tree_entries(src).values()) + 10**9  # a backup runs after what it reads was written
+        self.head = {"id": "ab" * 32, "short_id": "abababab", "time": iso(taken), "paths": [path], "hostname": "web1",
                      "struct_type": "snapshot"}
 
-    def run(self, argv, env=None, data=None, timeout=None, cwd=None):
-        self.calls.append(list(argv))
+    def answer(self, argv):
         if argv[1] == "ls":
             lines = [json.dumps(self.head)] + [json.dumps(n) for n in listing(self.src, self.path)]
-            return _restore.Completed(argv, 0, "\n".join(lines) + "\n", "", 0.1)
+            return 0, "\n".join(lines) + "\n", ""
         if argv[1] == "find":
             wanted = set(argv[argv.index("--blob") + 1:])
             found = []
@@ -185,7 +185,7 @@ class SnapshotRestic(FakeRunner):
                     blob = _restore.sha256_file(os.path.join(self.src, rel))
                     if blob in wanted:
                         found.append({"object_type": "blob", "id": blob, "path": f"{self.path}/{rel}", "snapshot": self.head["id"]})
-            return _restore.Completed(argv, 0, json.dumps(found) + "\n", "", 0.1)
+            return 0, json.dumps(found) + "\n", ""
         if argv[1] == "restore":
             into = argv[argv.index("--target") + 1]
             dest = into + self.path
@@ -195,7 +195,7 @@ class SnapshotRestic(FakeRunner):
                 for name in dirs:
                     shutil.copystat(os.path.join(self.src, os.path.relpath(os.path.join(root, name), dest)), os.path.join(root, name))
             shutil.copystat(self.src, dest)
-            return _restore.Completed(argv, 0, "", "", 0.1)
+            return 0, "", ""
         raise AssertionError(argv)
 
 
@@ -246,7 +246,8 @@ def test_preview_changes_nothing_and_real_run_matches_it(scene):
     manager, runner = restore(scene, overwrite="if-newer", check_mode=True)
     preview = manager.run()
     assert fingerprint(target) == before
-    assert [c[1] for c in runner.calls] == ["ls"]
+    assert [c[1] for c in runner.calls] == ["ls", "find"] and runner.processes[1].killed, \
+        "no restore; the find started early for the file written after the snapshot was stopped: its size differs, nothing was ambiguous"
     counts = preview["preview"]["counts"]
     assert preview["preview"]["create"] == ["sub/deep"] and preview["preview"]["overwrite"] == ["changed"]
     assert preview["preview"]["newer"] == ["newer"] and preview["preview"]["extra"] == ["only-here"]
