@@ -205,6 +205,58 @@ def test_ls_of_a_missing_snapshot_is_an_error_although_restic_exits_0():
         repo(FakeRunner().add("ls", stdout=stdout, stderr=stderr)).ls("deadbeef")
 
 
+def test_open_ls_streams_the_same_snapshot_and_nodes_as_ls():
+    stdout, stderr = fixture("ls")
+    head, nodes = repo(FakeRunner().add("ls", stdout=stdout, stderr=stderr)).ls("latest", host="web1")
+    runner = FakeRunner().add("ls", stdout=stdout, stderr=stderr)
+    listing = repo(runner).open_ls("latest", host="web1")
+    assert listing.head() == head
+    assert [node for batch in listing.batches() for node in batch] == nodes
+    assert runner.calls[0][1:5] == ["ls", "--json", "--no-lock", "latest"] and "--host" in runner.calls[0]
+    assert runner.processes[0].returncode == 0 and not runner.processes[0].killed
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1 << 18])
+def test_started_batches_cut_at_line_ends_whatever_the_chunk_size(size):
+    lines = ['{"a": 1}', "", '{"b": "x y"}', "Ignoring something", '{"c": [1, 2]}']
+    runner = FakeRunner().add("ls", stdout="\n".join(lines))  # no newline after the last line
+    started = repo(runner).start("ls", stream=True)
+    got = [line for batch in started.batches(size) for line in batch]
+    assert [line.decode() for line in got if line] == [line for line in lines if line]
+    assert started.finish().rc == 0
+
+
+@pytest.mark.parametrize("name, error", [("ls-missing", SnapshotNotFoundError), ("wrong-password", WrongPasswordError)])
+def test_open_ls_failures_are_the_errors_ls_raises(name, error):
+    stdout, stderr = fixture(name)
+    rc = 0 if name == "ls-missing" else 1
+    with pytest.raises(error) as streamed:
+        repo(FakeRunner().add("ls", rc=rc, stdout=stdout, stderr=stderr)).open_ls("deadbeef").head()
+    with pytest.raises(error) as buffered:
+        repo(FakeRunner().add("ls", rc=rc, stdout=stdout, stderr=stderr)).ls("deadbeef")
+    assert streamed.value.msg == buffered.value.msg
+
+
+def test_a_listing_that_fails_after_its_head_raises_at_the_end():
+    stdout, _stderr = fixture("ls")
+    listing = repo(FakeRunner().add("ls", rc=1, stdout=stdout, stderr="Fatal: unable to load tree: ciphertext verification failed")).open_ls("x")
+    assert listing.head()["struct_type"] == "snapshot"
+    with pytest.raises(_restic.ResticError, match="ciphertext verification failed"):
+        list(listing.batches())
+
+
+def test_a_started_find_is_read_later_or_cancelled():
+    answer = json.dumps([{"object_type": "blob", "id": "ab" * 32, "path": "/srv/a"}, {"object_type": "tree", "id": "cd" * 32}])
+    runner = FakeRunner().add("find --blob", stdout=answer).add("find --blob", stdout=answer)
+    repository = repo(runner)
+    assert _restic.blobs_found(repository.start_find_blobs("f" * 64, ["ab" * 32])) == {"ab" * 32: {"/srv/a"}}
+    started = repository.start_find_blobs("f" * 64, ["ab" * 32])
+    started.cancel()
+    assert runner.processes[1].killed and runner.calls[1][-2:] == ["--blob", "ab" * 32]
+    with pytest.raises(ValueError):
+        repository.start_find_blobs("f" * 64, ["00"] * (_restic.FIND_BATCH + 1))
+
+
 def test_resolve_prefix_latest_and_missing():
     stdout, _err = fixture("snapshots")
     snaps = json.loads(stdout)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -315,12 +316,85 @@ def test_a_blob_found_only_at_another_path_or_a_large_file_is_compared_by_a_scra
     assert [c[1] for c in runner.calls] == ["ls", "restore"], "files that may be several blobs are compared by a restore"
 
 
+def blob_args(call):
+    return sorted(call[call.index("--blob") + 1:])
+
+
+def sha256_of(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_files_written_after_the_snapshot_are_looked_up_beside_the_listing_the_others_after_it(scene, monkeypatch):
+    src, target = scene
+    manager, _runner = restore(scene, overwrite="always", delete=True)
+    manager.run()
+    os.utime(target / "same", (time.time(), time.time()))  # touched after the backup: looked up while restic lists
+    (target / "sub" / "deep").write_text("DEEP")  # other bytes of the same size, and an mtime before the snapshot's
+    os.utime(target / "sub" / "deep", (1, 1))
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
+    result = manager.run()
+    assert result["preview"]["metadata"] == ["same"] and result["preview"]["overwrite"] == ["sub/deep"]
+    assert [c[1] for c in runner.calls] == ["ls", "find", "find"]
+    assert blob_args(runner.calls[1]) == [sha256_of("same")], "the early find asks for the file written after the snapshot"
+    assert blob_args(runner.calls[2]) == [sha256_of("DEEP")], "the second find asks only for what the first did not"
+    assert not runner.processes[1].killed, "the early find's answer was used"
+    monkeypatch.setattr(_restore, "prefetch_candidates", lambda *args, **kwargs: [])
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
+    assert manager.run()["preview"] == result["preview"], "the same preview as one find after the listing"
+    assert [c[1] for c in runner.calls] == ["ls", "find"] and blob_args(runner.calls[1]) == sorted([sha256_of("same"), sha256_of("DEEP")])
+
+
+def test_a_file_the_early_find_asked_for_settles_a_copy_of_its_bytes_not_asked(scene):
+    src, target = scene
+    manager, _runner = restore(scene, overwrite="always", delete=True)
+    manager.run()
+    (src / "sub" / "copy").write_text("same")
+    os.utime(src / "sub" / "copy", (2, 2))
+    shutil.copy(src / "sub" / "copy", target / "sub" / "copy")
+    os.utime(target / "sub" / "copy", (1, 1))  # ambiguous, not a candidate, bytes of a candidate
+    os.utime(target / "same", (time.time(), time.time()))
+    manager, runner = restore(scene, check_mode=True, overwrite="always")
+    assert manager.run()["preview"]["metadata"] == ["same", "sub/copy"]
+    assert [c[1] for c in runner.calls] == ["ls", "find"], "sha256 of sub/copy was asked already: no second find"
+
+
+def test_the_early_find_fails_the_preview_only_when_its_answer_is_needed(scene, monkeypatch):
+    src, target = scene
+    real_answer = SnapshotRestic.answer
+
+    def find_fails(self, argv):
+        if argv[1] == "find":
+            return 1, "", "Fatal: unable to load index: something broke"
+        return real_answer(self, argv)
+
+    monkeypatch.setattr(SnapshotRestic, "answer", find_fails)
+    manager, runner = restore(scene, check_mode=True, overwrite="if-newer")
+    assert manager.run()["preview"]["newer"] == ["newer"], "newer was looked up early, but its size decides it"
+    assert runner.processes[1].killed
+    os.utime(target / "same", (time.time(), time.time()))
+    manager, runner = restore(scene, check_mode=True, overwrite="if-newer")
+    with pytest.raises(_restore.SreOpsError, match="something broke"):
+        manager.run()
+
+
+def test_prefetch_candidates_are_small_files_written_after_the_snapshot_within_limits():
+    entries = {"": E("dir", 0), "new": E(size=10, mtime=T0 + 1), "old": E(size=10, mtime=T0), "empty": E(size=0, mtime=T0 + 1),
+               "large": E(size=_restore.SINGLE_BLOB_LIMIT, mtime=T0 + 1), "dir": E("dir", 0, T0 + 1), "link": E("symlink", 0, T0 + 1)}
+    assert _restore.prefetch_candidates(entries, T0) == ["new"]
+    entries.update({f"n{i}": E(size=10, mtime=T0 + 1) for i in range(3)})
+    assert len(_restore.prefetch_candidates(entries, T0, limit=4)) == 4
+    assert _restore.prefetch_candidates(entries, T0, limit=3) == [], "more than one find takes: looked up after the listing"
+    assert _restore.prefetch_candidates(entries, T0, limit_bytes=39) == [], "too many bytes to hash on a guess"
+
+
 @pytest.mark.skipif(shutil.which("restic") is None, reason="needs restic (make bootstrap installs it)")
 def test_preview_decides_same_size_files_with_the_real_restic_find(tmp_path):
     src = tmp_path / "data"
     (src / "a").mkdir(parents=True)
     (src / "b").mkdir()
-    for name, text in (("a/touched", "same bytes"), ("a/edited", "old bytes!"), ("b/touched", "same bytes"), ("empty", "")):
+    (src / "c").mkdir()
+    for name, text in (("a/touched", "same bytes"), ("a/edited", "old bytes!"), ("b/touched", "same bytes"), ("empty", ""),
+                       ("c/back-dated", "old bytes?"), ("c/back-dated-same", "kept bytes")):
         (src / name).write_text(text)
     (src / "big").write_bytes(os.urandom(_restore.SINGLE_BLOB_LIMIT + 1))
     env = dict(os.environ, RESTIC_REPOSITORY=str(tmp_path / "repo"), RESTIC_PASSWORD="pw", RESTIC_CACHE_DIR=str(tmp_path / "cache"))
@@ -330,10 +404,13 @@ def test_preview_decides_same_size_files_with_the_real_restic_find(tmp_path):
     later = time.time() + 60
     for name in ("a/touched", "a/edited", "b/touched", "empty", "big"):
         os.utime(src / name, (later, later))
+    (src / "c" / "back-dated").write_text("new bytes?")  # same size, an mtime before the snapshot's: the second find decides
+    for name in ("c/back-dated", "c/back-dated-same"):
+        os.utime(src / name, (1000, 1000))
     repo = Repository(str(tmp_path / "repo"), runner=Runner(), password="pw", cache_dir=str(tmp_path / "cache"))
     result = RestoreManager(repo, path=str(src), overwrite="always", check_mode=True, marker_dir=str(tmp_path / "markers")).run()
-    assert result["preview"]["metadata"] == ["a/touched", "b/touched", "big", "empty"]
-    assert result["preview"]["newer"] == ["a/edited"] and result["preview"]["overwrite"] == []
+    assert result["preview"]["metadata"] == ["a/touched", "b/touched", "big", "c/back-dated-same", "empty"]
+    assert result["preview"]["newer"] == ["a/edited"] and result["preview"]["overwrite"] == ["c/back-dated"]
 
 
 def test_restore_into_a_new_target_and_exclude(scene, tmp_path):
