@@ -149,6 +149,11 @@ def parse_time_ns(value: str) -> int:
     """restic's RFC 3339 timestamps (nanoseconds, Z or an offset) as integer nanoseconds since the epoch."""
     # A listing holds a timestamp per file, most of them sharing their second with others: the part without the
     # fraction is parsed (and checked) once, the fraction (digits only, at most 9) each time.
+    if len(value) == 30 and value[29] == "Z" and value[19] == ".":  # restic's most common form: nine digits, UTC
+        fraction = value[20:29]
+        seconds = _SECONDS.get(value[:19] + "Z")
+        if seconds is not None and fraction.isascii() and fraction.isdigit():
+            return seconds * 1_000_000_000 + int(fraction)
     whole, dot, rest = value.partition(".")
     after_fraction = rest.lstrip("0123456789")
     digits = rest[:len(rest) - len(after_fraction)]

@@ -33,6 +33,16 @@ def test_parse_time_ns_keeps_nanoseconds_and_offsets(text, expected):
     assert _restic.parse_time_ns(text) == expected
 
 
+def test_parse_time_ns_fast_path_agrees_with_the_full_parse_and_checks_the_fraction():
+    _restic._SECONDS.clear()
+    first = _restic.parse_time_ns("2026-12-03T07:46:23.117909062Z")  # parsed in full, its second remembered
+    assert _restic.parse_time_ns("2026-12-03T07:46:23.000000001Z") == first - 117909061, "the same second, from the cache"
+    assert _restic.parse_time_ns("2026-12-03T07:46:23.1Z") == first - 17909062
+    for bad in ("2026-12-03T07:46:23.11790906xZ", "2026-12-03T07:46:23.\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2\u00b2Z"):
+        with pytest.raises(_restic.ResticError, match="unexpected timestamp"):
+            _restic.parse_time_ns(bad)
+
+
 def test_parse_time_ns_rejects_garbage():
     with pytest.raises(_restic.ResticError, match="unexpected timestamp"):
         _restic.parse_time_ns("yesterday")
