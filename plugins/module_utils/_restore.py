@@ -39,8 +39,9 @@ from ansible_collections.sre.ops.plugins.module_utils._backup import MARKER_DIR,
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import fsync_dir, read_json, write_json_atomic
 from ansible_collections.sre.ops.plugins.module_utils._metrics import drill_families, metrics_path, read_samples, render, write_textfile
-from ansible_collections.sre.ops.plugins.module_utils._restic import (FIND_BATCH, Completed, Repository, Started, blobs_found, classify_failure,
-                                                                     go_mode_to_posix, parse_time_ns)
+from ansible_collections.sre.ops.plugins.module_utils._restic import (
+    FIND_BATCH, Completed, Repository, Started, blobs_found, classify_failure, go_mode_to_posix, parse_time_ns,
+)
 
 OVERWRITE = ("always", "if-changed", "if-newer", "never")
 PREVIEW_LIMIT = 100
