@@ -95,13 +95,18 @@ def address(fleet, host: str) -> str:
     return {h.name: h.address for h in fleet.hosts()}[host]
 
 
+def port(fleet, host: str) -> int:
+    """The host's sshd port: 22, or one of 2222.. when the machine's own sshd holds port 22 on every address."""
+    return {h.name: h.ssh_port for h in fleet.hosts()}[host]
+
+
 class Backups:
     """The fleet, the shared repository and a way to run tasks and read back what each returned."""
 
     def __init__(self, fleet, tmp_dir: str) -> None:
         self.fleet = fleet
         self.tmp_dir = tmp_dir
-        self.repo = f"sftp:root@{address(fleet, 'web4')}:/var/backups/restic"
+        self.repo = f"sftp://root@{address(fleet, 'web4')}:{port(fleet, 'web4')}//var/backups/restic"
         self.runs = 0
 
     def repo_args(self, **extra):
@@ -405,7 +410,7 @@ for i in $(seq 6000); do
   for p in /proc/[0-9]*; do
     if tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -q "^restic .*{word}"; then
       for j in $(seq 300); do
-        if [ -n "$(ssh -o BatchMode=yes root@{repo_host} ls /var/backups/restic/locks)" ]; then
+        if [ -n "$(ssh -o BatchMode=yes -p {repo_port} root@{repo_host} ls /var/backups/restic/locks)" ]; then
           kill -9 ${{p#/proc/}} $(cut -d' ' -f4 $p/stat) 2>/dev/null && echo killed; exit 0
         fi
         [ -d $p ] || exit 0
@@ -422,12 +427,12 @@ exit 1
 def killed_while_locked(backups, host: str, word: str, start: list[dict], attempts: int = 3) -> None:
     """Start tasks (an async run among them) while a watcher on the host SIGKILLs restic `word` and its module as soon as
     that restic's lock is in the repository; repeat if the run ended before (the watcher looks over SSH, like restic)."""
-    script = KILL_WHEN_LOCKED.format(word=word, repo_host=address(backups.fleet, "web4"))
+    script = KILL_WHEN_LOCKED.format(word=word, repo_host=address(backups.fleet, "web4"), repo_port=port(backups.fleet, "web4"))
     for attempt in range(attempts):
         watcher = subprocess.Popen(  # pylint: disable=consider-using-with
             ["ssh", "-F", "/dev/null", "-i", backups.fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
              "-o", f"UserKnownHostsFile={backups.fleet.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
-             f"root@{address(backups.fleet, host)}", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             "-p", str(port(backups.fleet, host)), f"root@{address(backups.fleet, host)}", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if start:
             backups.play(host, start)
         out, _err = watcher.communicate(timeout=600)
@@ -467,9 +472,11 @@ def test_restore_drill_and_restore_playbooks(databases, tmp_path):
                                                       "backup_password_file": "/srv/drill.pass", "backup_metrics_dir": "/srv/metrics",
                                                       "drill_scratch_dir": "/srv/drill"},
                                              "children": {"backup_clients": {"hosts": {
-                                                 "files-01.example.test": {"ansible_host": address(fleet, "web1"), "drill_from_host": "web1",
+                                                 "files-01.example.test": {"ansible_host": address(fleet, "web1"), "ansible_port": port(fleet, "web1"),
+                                                                           "drill_from_host": "web1",
                                                                            "drill_path": TREE, "drill_tags": ["app"]},
-                                                 "db-01.example.test": {"ansible_host": address(fleet, "web2"), "drill_from_host": "web2",
+                                                 "db-01.example.test": {"ansible_host": address(fleet, "web2"), "ansible_port": port(fleet, "web2"),
+                                                                        "drill_from_host": "web2",
                                                                         "drill_tags": ["db", "postgresql"],
                                                                         "drill_database": {**PG, "target_name": "bank_drill"},
                                                                         "drill_probe_sql": INVARIANT["postgresql"]}}}}}}))
