@@ -273,10 +273,8 @@ def fleet_parallel(workdir: str) -> dict:
             out[label] = round(elapsed, 2)
         raw_cmds = []
         for host in fleet.hosts()[1:]:
-            raw_cmds.append(["ssh", "-F", "/dev/null", "-i", fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                             "-o", f"UserKnownHostsFile={fleet.path('known_hosts')}", f"root@{host.address}",
-                             f"rm -rf /var/backups/raw && RESTIC_PASSWORD={PASSWORD} restic -r /var/backups/raw init -q && "
-                             f"RESTIC_PASSWORD={PASSWORD} restic -r /var/backups/raw backup -q {tree}"])
+            raw_cmds.append(fleet.ssh_argv(host.name, f"rm -rf /var/backups/raw && RESTIC_PASSWORD={PASSWORD} restic -r /var/backups/raw init -q && "
+                                                      f"RESTIC_PASSWORD={PASSWORD} restic -r /var/backups/raw backup -q {tree}"))
         started = time.monotonic()
         procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for cmd in raw_cmds]  # pylint: disable=consider-using-with
         codes = [p.wait() for p in procs]

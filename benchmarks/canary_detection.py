@@ -57,10 +57,7 @@ def run(cmd: list[str], fleet: Fleet, **kwargs: t.Any) -> subprocess.CompletedPr
 
 
 def ssh(fleet: Fleet, host: str, command: str) -> str:
-    address = {h.name: h.address for h in fleet.hosts()}[host]
-    proc = subprocess.run(["ssh", "-F", "/dev/null", "-i", fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                           "-o", f"UserKnownHostsFile={fleet.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
-                           f"root@{address}", command], capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(fleet.ssh_argv(host, command), capture_output=True, text=True, check=False, timeout=120)
     if proc.returncode != 0:
         sys.exit(f"{host}: {command}: {proc.stderr or proc.stdout}")
     return proc.stdout
@@ -102,7 +99,7 @@ def switch(fleet: Fleet, version: str) -> None:
     ssh(fleet, CANARY, f"cd /srv/app && ln -sfn releases/{version} current.new && mv -T current.new current && current/bin/appctl restart")
     address = fleet.config.host_address(int(CANARY[3:]))
     deadline = time.monotonic() + 30
-    while not answers(f"http://{address}:8080/version", version):
+    while not answers(f"http://{address}:{fleet.config.app_port}/version", version):
         if time.monotonic() > deadline:
             sys.exit(f"{CANARY} does not answer as {version}")
         time.sleep(0.1)
@@ -118,7 +115,7 @@ def analyse(fleet: Fleet, settings: dict[str, t.Any], workdir: str) -> dict[str,
     args: dict[str, t.Any] = {"socket": "{{ haproxy_socket }}", "backend": "be_app", "canary": [CANARY], "log_path": "{{ haproxy_request_log }}",
                               "window": settings["window"], "fail_on": []}
     if settings.get("probes"):
-        urls = {h.name: f"http://{h.address}:8080/" for h in fleet.hosts() if h.name != "lb1"}
+        urls = {h.name: f"http://{h.address}:{fleet.config.app_port}/" for h in fleet.hosts() if h.name != "lb1"}
         args.update(canary_urls=[urls[CANARY]], baseline_urls=[u for n, u in sorted(urls.items()) if n != CANARY],
                     probe_rate=settings["probe_rate"])
     out = os.path.join(workdir, "result.json")

@@ -56,6 +56,8 @@ def main() -> int:
         fleet.down()
     print("demo: starting the test fleet (4 hosts + HAProxy)")
     fleet.up()
+    # 22 and 80 when free; others when the machine's own sshd or web server holds them (they keep running)
+    print(f"demo: fleet up: SSH port {fleet.config.ssh_port}, load balancer {fleet.lb_url}")
     rows = []
     notes: list[str] = []
     try:
@@ -80,10 +82,10 @@ def main() -> int:
             rows.append((label, verdict, rc, seen["requests"], seen["errors"], ", ".join(f"{k}={v}" for k, v in sorted(seen["errors_by_server"].items())),
                          elapsed))
         serving = {}
-        for i in range(1, 5):
-            conn = http.client.HTTPConnection(fleet.config.host_address(i), 8080, timeout=3)
+        for i, name in enumerate(fleet.config.host_names, 1):
+            conn = http.client.HTTPConnection(fleet.config.host_address(i), fleet.config.app_port, timeout=3)
             conn.request("GET", "/version")
-            serving[f"web{i}"] = json.loads(conn.getresponse().read())["version"]
+            serving[name] = json.loads(conn.getresponse().read())["version"]
             conn.close()
     finally:
         print("demo: tearing the fleet down")

@@ -64,13 +64,7 @@ def host_url(fleet: Fleet, host: str, path: str = "/") -> str:
 
 def ssh(fleet: Fleet, host: str, command: str) -> subprocess.CompletedProcess:
     """Run a shell command on a fleet host through the same SSH settings ansible uses."""
-    address = {h.name: h for h in fleet.hosts()}[host]
-    cmd = [
-        "ssh", "-F", "/dev/null", "-i", fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={fleet.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
-        "-p", str(address.ssh_port), f"root@{address.address}", command,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(fleet.ssh_argv(host, command), capture_output=True, text=True, timeout=60, check=False)
 
 
 _NET = os.environ.get("SREOPS_TEST_NET", "0") or "0"

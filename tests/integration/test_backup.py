@@ -368,7 +368,7 @@ def test_bad_input_is_named_and_changes_nothing_and_a_killed_backup_is_cleaned_u
     before = fingerprint(backups, "web3", "/srv/big /srv/data")
     nowhere = f"{address(backups.fleet, 'web4').rsplit('.', 1)[0]}.99"
     unreachable = f"sftp:root@{nowhere}:/var/backups/restic"
-    no_ssh = {"sftp.command": f"ssh -o ConnectTimeout=3 -o BatchMode=yes root@{nowhere} -s sftp"}
+    no_ssh = {"sftp.command": f"ssh -o ConnectTimeout=3 -o BatchMode=yes -p {port(backups.fleet, 'web4')} root@{nowhere} -s sftp"}
     # A backup kept running (upload limited to 1 MiB/s) while a restore into its source is attempted, then killed.
     slow = backups.repo_args(paths=["/srv/big"], tags=["big"], extra_args=["--limit-upload", "1024"])
     tasks = [
@@ -430,9 +430,7 @@ def killed_while_locked(backups, host: str, word: str, start: list[dict], attemp
     script = KILL_WHEN_LOCKED.format(word=word, repo_host=address(backups.fleet, "web4"), repo_port=port(backups.fleet, "web4"))
     for attempt in range(attempts):
         watcher = subprocess.Popen(  # pylint: disable=consider-using-with
-            ["ssh", "-F", "/dev/null", "-i", backups.fleet.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-             "-o", f"UserKnownHostsFile={backups.fleet.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
-             "-p", str(port(backups.fleet, host)), f"root@{address(backups.fleet, host)}", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            backups.fleet.ssh_argv(host, script), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if start:
             backups.play(host, start)
         out, _err = watcher.communicate(timeout=600)

@@ -130,7 +130,8 @@ class Scenario:
                 "drift_listening_owned_only": True,
                 "drift_waivers_file": self.waivers,
                 "drift_compare_ignore": [{"facet": "sysctl", "key": "kernel.hostname"}, {"facet": "mounts"},
-                                         {"facet": "listening", "key": "tcp/*:22"}, {"facet": "listening", "key": "tcp/*:8080"}],
+                                         {"facet": "listening", "key": f"tcp/*:{fleet.config.ssh_port}"},
+                                         {"facet": "listening", "key": f"tcp/*:{fleet.config.app_port}"}],
             }, handle)
 
     def play(self, label: str, plays: list, *flags: str, report: str | None = None) -> object:

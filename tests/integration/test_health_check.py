@@ -24,7 +24,7 @@ def self_probes():
         {"name": "healthz", "url": "http://{{ app_listen_address }}:{{ app_port }}/healthz",
          "json_conditions": [{"path": "status", "value": "ok"}, {"path": "host", "value": "{{ inventory_hostname }}"}]},
         {"name": "main", "url": "http://{{ app_listen_address }}:{{ app_port }}/", "success_threshold": 5, "interval": 0.01},
-        {"name": "port", "type": "tcp", "host": "{{ app_listen_address }}", "port": 8080},
+        {"name": "port", "type": "tcp", "host": "{{ app_listen_address }}", "port": "{{ app_port }}"},
         {"name": "sshd banner", "type": "tcp", "host": "{{ ansible_host }}", "port": "{{ ansible_port }}", "expect": "^SSH-2\\.0"},
         {"name": "process", "type": "command", "command": ["/srv/app/current/bin/appctl", "status"]},
     ]
@@ -89,7 +89,7 @@ def test_stopped_app_fails_within_its_deadline(v1_everywhere, tmp_path):
     assert ssh(fleet, "web4", "/srv/app/current/bin/appctl stop").returncode == 0
     try:
         args = {"mode": "wait", "deadline": 2, "interval": 0.2,
-                "probes": [{"name": "app", "url": "http://{{ app_listen_address }}:8080/healthz"}]}
+                "probes": [{"name": "app", "url": "http://{{ app_listen_address }}:{{ app_port }}/healthz"}]}
         run, results = run_module(fleet, "web4", "sre.ops.health_check", args, tmp_dir=str(tmp_path))
         assert run.rc == 0 and results["web4"]["failed"] is True
         probe = results["web4"]["probes"][0]

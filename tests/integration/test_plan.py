@@ -175,8 +175,8 @@ MODULES_PLAYBOOK = [
             {"name": "Activate the release", "sre.ops.release": {
                 "path": "/srv/plan-app", "release": "{{ version }}", "src": "/srv/plan-artifacts/app-{{ version }}.tar.gz",
                 "remote_src": True, "keep_releases": 1}},
-            {"name": "Probe the host's SSH port", "sre.ops.health_check": {
-                "probes": [{"name": "ssh", "type": "tcp", "host": "{{ ansible_host }}", "port": 22}]}},
+            {"name": "Probe the host's SSH port", "sre.ops.health_check": {  # the fleet's port: 22 may be the machine's own sshd
+                "probes": [{"name": "ssh", "type": "tcp", "host": "{{ ansible_host }}", "port": "{{ ansible_port }}"}]}},
         ],
     },
     {

@@ -265,6 +265,13 @@ class Fleet:
         result += [Host(name, cfg.host_address(i), cfg.ssh_port) for i, name in enumerate(cfg.host_names, 1)]
         return result
 
+    def ssh_argv(self, host: str, command: str) -> list[str]:
+        """The ssh command line that runs ``command`` on fleet host ``host`` with the fleet's key, known hosts and SSH port."""
+        address = {h.name: h.address for h in self.hosts()}[host]
+        return ["ssh", "-F", "/dev/null", "-i", self.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
+                "-p", str(self.config.ssh_port), f"root@{address}", command]
+
     def env(self) -> dict[str, str]:
         """Environment that points ansible at this fleet (ansible.cfg carries the rest)."""
         env = dict(os.environ)
