@@ -12,7 +12,7 @@ description:
   - Runs the command that restarts an app (O(command)) or restarts a systemd unit (O(unit)) over the connection, as one
     shell command, so no Python starts on the host. M(ansible.builtin.command) starts Python on the host to run the same
     command, which with ansible-core 2.19 costs about 0.3 s of CPU per host, more than restarting a small app; the
-    M(sre.ops.deploy) role restarts every host of every wave with this action.
+    C(sre.ops.deploy) role restarts every host of every wave with this action.
   - O(command) is split into words as M(ansible.builtin.command) splits a string, and each word is quoted for the host's
     shell, so no shell feature applies (variables, globs, pipes, redirections, C(&&)); write a script for those.
   - Become applies as to any task. Over SSH the command runs with a terminal (as ansible-core runs modules without
