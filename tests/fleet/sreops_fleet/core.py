@@ -15,6 +15,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -268,8 +269,7 @@ class Fleet:
     def ssh_argv(self, host: str, command: str) -> list[str]:
         """The ssh command line that runs ``command`` on fleet host ``host`` with the fleet's key, known hosts and SSH port."""
         address = {h.name: h.address for h in self.hosts()}[host]
-        return ["ssh", "-F", "/dev/null", "-i", self.path("id_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={self.path('known_hosts')}", "-o", "StrictHostKeyChecking=yes",
+        return ["ssh", "-F", "/dev/null", "-i", self.path("id_ed25519"), *shlex.split(self._ssh_trust_args()), "-o", "BatchMode=yes",
                 "-p", str(self.config.ssh_port), f"root@{address}", command]
 
     def env(self) -> dict[str, str]:
