@@ -411,7 +411,9 @@ for i in $(seq 6000); do
     if tr '\0' ' ' < $p/cmdline 2>/dev/null | grep -q "^restic .*{word}"; then
       for j in $(seq 300); do
         if [ -n "$(ssh -o BatchMode=yes -p {repo_port} root@{repo_host} ls /var/backups/restic/locks)" ]; then
-          kill -9 ${{p#/proc/}} $(cut -d' ' -f4 $p/stat) 2>/dev/null && echo killed; exit 0
+          pp=$(cut -d' ' -f4 $p/stat)
+          # Stop the module first: between two SIGKILLs it could see restic die and remove its marker.
+          kill -STOP $pp ${{p#/proc/}} 2>/dev/null; kill -9 $pp ${{p#/proc/}} 2>/dev/null && echo killed; exit 0
         fi
         [ -d $p ] || exit 0
       done
