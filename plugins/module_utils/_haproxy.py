@@ -361,6 +361,15 @@ def _initial(server: dict[str, t.Any]) -> int:
     return server["initial_weight"] if server["initial_weight"] is not None else server["weight"]
 
 
+class Refused(HAProxyError):
+    """A change min_ready refuses; the servers to put back still go back."""
+
+    def __init__(self, msg: str, put_back: list[str], put_back_commands: list[str]) -> None:
+        super().__init__(msg)
+        self.put_back = put_back
+        self.put_back_commands = put_back_commands
+
+
 class ServerManager:
     """Bring servers of one backend to a wanted admin state and/or weight (or share of the traffic)."""
 
@@ -380,6 +389,7 @@ class ServerManager:
         clock: t.Callable[[], float] = time.monotonic,
         share: float | None = None,
         lock_timeout: float = 30.0,
+        put_back: list[str] | None = None,
     ) -> None:
         if state is None and weight is None and share is None:
             raise InvalidInputError("set at least one of state, weight or share")
@@ -396,6 +406,9 @@ class ServerManager:
         self.api = api
         self.backend = backend
         self.wanted_servers = list(dict.fromkeys(servers)) if servers else None
+        # The rolling handover: the wave before goes back in the same locked step as this one changes, so a rolling
+        # update pays one load balancer round trip per wave instead of two, and min_ready counts them as back.
+        self.put_back = list(dict.fromkeys(put_back or []))
         self.state = state
         self.weight = weight
         self.share = share
@@ -421,6 +434,13 @@ class ServerManager:
             # The other servers that take traffic now (backups only do when every active server is down).
             others = [s for n, s in servers.items() if n not in names and s["serving"] and not s["backup"]]
             share = share_weight(self.share, len(names), sum(s["weight"] for s in others), self.backend)
+        missing = [n for n in self.put_back if n not in servers]
+        if missing:
+            raise HAProxyError(f"put_back: backend {self.backend} has no server {', '.join(missing)} (it has {', '.join(sorted(servers))})")
+        both = [n for n in self.put_back if n in names]
+        if both:
+            raise InvalidInputError(f"put_back and servers both name {', '.join(both)}: a server is either put back or changed"
+                                    + ("" if self.wanted_servers else " (servers omitted means every server of the backend)"))
         changes = []
         for name in names:
             current = servers[name]
@@ -435,12 +455,26 @@ class ServerManager:
             changes.append({"server": name, "before": before, "after": after, "changed": before != after})
         return backend, changes, share
 
+    def _put_back_changes(self, servers: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        changes = []
+        for name in self.put_back:
+            before = {"state": servers[name]["admin_state"], "weight": servers[name]["weight"]}
+            after = {"state": "ready", "weight": _initial(servers[name])}
+            changes.append({"server": name, "before": before, "after": after, "changed": before != after})
+        return changes
+
     def run(self) -> dict[str, t.Any]:
         if self.check_mode:
             # Reads only, and leaves no lock file behind.
             return self._decide()[0]
         with change_lock(self.api.endpoint, self.lock_timeout, f"sre.ops.haproxy_server on backend {self.backend}"):
-            result, commands = self._decide()
+            try:
+                result, commands = self._decide()
+            except Refused as refused:
+                # The servers put back were never the problem: they go back in even when the change is refused.
+                self._apply(refused.put_back_commands, {"servers": [], "algorithm": ""})
+                raise HAProxyError(refused.msg + (f" (put back: {', '.join(refused.put_back)})" if refused.put_back else ""),
+                                   changed=bool(refused.put_back_commands), commands=refused.put_back_commands) from None
             result["commands"] = self._apply(commands, result)
         if self.wait and self.state in ("drain", "maint"):
             result.update(self._wait_drained([c["server"] for c in result["servers"]]))
@@ -449,20 +483,25 @@ class ServerManager:
     def _decide(self) -> tuple[dict[str, t.Any], list[str]]:
         backend, changes, share = self.plan()
         servers = backend["servers"]
+        put_back = self._put_back_changes(servers)
         ready_before = sum(1 for s in servers.values() if s["serving"])
         after_serving = {name: s["serving"] for name, s in servers.items()}
-        for change in changes:
+        for change in put_back + changes:
             after_serving[change["server"]] = serving_after(servers[change["server"]], change["after"]["state"], change["after"]["weight"])
         ready_after = sum(after_serving.values())
         required = parse_min_ready(self.min_ready, len(servers))
         if ready_after < required and ready_after < ready_before:
             taken = [c["server"] for c in changes if servers[c["server"]]["serving"] and not after_serving[c["server"]]]
-            raise HAProxyError(
+            back = [c for c in put_back if c["changed"]]
+            raise Refused(
                 f"refusing: {', '.join(taken)} out of service would leave {ready_after} of {len(servers)} servers of backend "
-                f"{self.backend} ready, fewer than min_ready {self.min_ready} ({required}); nothing was changed"
+                f"{self.backend} ready, fewer than min_ready {self.min_ready} ({required}); "
+                + ("nothing else was changed" if back and not self.check_mode else "nothing was changed"),
+                [c["server"] for c in back], [] if self.check_mode else self._commands(backend, back, []),
             )
         warnings: list[str] = []
-        commands = self._commands(backend, [c for c in changes if c["changed"]], warnings)
+        # Servers going back in first, so the backend never has fewer in service than before or after.
+        commands = self._commands(backend, [c for c in put_back + changes if c["changed"]], warnings)
         result: dict[str, t.Any] = {
             "changed": bool(commands),
             "backend": self.backend,
@@ -473,10 +512,12 @@ class ServerManager:
             "min_ready": required,
             "commands": [],
             "diff": {
-                "before": {c["server"]: c["before"] for c in changes},
-                "after": {c["server"]: c["after"] for c in changes},
+                "before": {c["server"]: c["before"] for c in put_back + changes},
+                "after": {c["server"]: c["after"] for c in put_back + changes},
             },
         }
+        if self.put_back:
+            result["put_back"] = put_back
         if share is not None:
             result["share"] = share
         if warnings:

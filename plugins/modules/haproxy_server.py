@@ -103,6 +103,16 @@ options:
     type: str
     choices: [fail, warn]
     default: fail
+  put_back:
+    description:
+      - Servers of O(backend) to put back in service (V(ready) at their initial weight) in the same step, before the change
+        to O(servers) - the handover from one wave of a rolling update to the next, under one lock and one round trip.
+      - O(min_ready) counts them as back in service. When O(min_ready) refuses the change to O(servers), these servers
+        still go back and the task fails saying so.
+      - A server cannot be both in O(put_back) and changed (with O(servers) omitted, every server of O(backend) is changed).
+    type: list
+    elements: str
+    version_added: 0.1.0
 seealso:
   - module: sre.ops.haproxy_info
   - module: sre.ops.haproxy_map
@@ -135,6 +145,17 @@ EXAMPLES = r"""
     servers: [web1]
     state: ready
     weight: 100%
+  delegate_to: "{{ groups['lb'][0] }}"
+
+- name: Rolling handover - web1 back in service, then web2 drained, in one locked step (min_ready counts web1 as back)
+  sre.ops.haproxy_server:
+    socket: /run/haproxy/admin.sock
+    backend: be_app
+    put_back: [web1]
+    servers: [web2]
+    state: drain
+    wait: true
+    min_ready: 3
   delegate_to: "{{ groups['lb'][0] }}"
 
 - name: Name the runtime API once for every HAProxy task of a play
@@ -203,6 +224,12 @@ share:
       description: The summed weight of the other servers that take traffic.
       type: int
       sample: 300
+put_back:
+  description: Each server of O(put_back) with its admin state and weight before and after, and whether it changed.
+  returned: when O(put_back) is set
+  type: list
+  elements: dict
+  sample: [{"server": "web1", "before": {"state": "drain", "weight": 100}, "after": {"state": "ready", "weight": 100}, "changed": true}]
 commands:
   description: Runtime API commands sent, in order (none in check mode).
   returned: always
@@ -244,6 +271,7 @@ def main() -> None:
             wait_timeout={"type": "float", "default": 60},
             wait_interval={"type": "float", "default": 0.5},
             on_timeout={"type": "str", "choices": ["fail", "warn"], "default": "fail"},
+            put_back={"type": "list", "elements": "str"},
         ),
         required_one_of=[["state", "weight", "share"]],
         mutually_exclusive=[["weight", "share"]],
@@ -254,7 +282,7 @@ def main() -> None:
         manager = ServerManager(
             RuntimeAPI(p["socket"], p["timeout"]), p["backend"], p["servers"], p["state"], p["weight"],
             min_ready=p["min_ready"], wait=p["wait"], wait_timeout=p["wait_timeout"], wait_interval=p["wait_interval"],
-            check_mode=module.check_mode, share=p["share"], lock_timeout=p["lock_timeout"],
+            check_mode=module.check_mode, share=p["share"], lock_timeout=p["lock_timeout"], put_back=p["put_back"],
         )
         result = manager.run()
     except SreOpsError as exc:

@@ -114,6 +114,32 @@ def test_info_reads_every_backend_and_server(lb, tmp_path):
     assert info["maps"] == {lb.path("hosts.map"): {"app.test": "be_app", "www.test": "be_blue"}}
 
 
+def test_put_back_hands_over_from_one_wave_to_the_next_check_apply_apply_check(lb, tmp_path):
+    # web1 left drained at half weight by "the wave before"; the next wave's drain puts it back first, in one step
+    api(lb, "set server be_app/web1 state drain")
+    api(lb, "set server be_app/web1 weight 50")
+    args = {"backend": "be_app", "servers": ["web2"], "state": "drain", "put_back": ["web1"], "min_ready": "3"}
+    before = lb_fingerprint(lb)
+    check = server_task(lb, tmp_path, args, "--check", "--diff", name="c1")
+    assert check["changed"] and check["commands"] == [] and lb_fingerprint(lb) == before
+    assert check["diff"]["after"] == {"web1": {"state": "ready", "weight": 100}, "web2": {"state": "drain", "weight": 100}}
+    apply = server_task(lb, tmp_path, args, name="a1")
+    assert apply["changed"] and apply["commands"] == [
+        "set server be_app/web1 weight 100", "set server be_app/web1 state ready", "set server be_app/web2 state drain"]
+    assert (apply["ready_before"], apply["ready_after"]) == (3, 3) and apply["diff"] == check["diff"]
+    assert admin(lb, "be_app", "web1") == (0, 100) and admin(lb, "be_app", "web2")[0] & 0x08
+    again = server_task(lb, tmp_path, args, name="a2")
+    assert not again["changed"] and again["commands"] == []
+    assert not server_task(lb, tmp_path, args, "--check", name="c2")["changed"]
+    # a change min_ready refuses still puts the wave before back, and says so
+    api(lb, "set server be_app/web1 state drain")
+    run, results = run_module(lb, "lb1", "sre.ops.haproxy_server", {"socket": SOCKET, "backend": "be_app", "servers": ["web3", "web4"],
+                              "state": "drain", "put_back": ["web1"], "min_ready": "3"}, tmp_dir=str(tmp_path / "refused"))
+    refused = results["lb1"]
+    assert refused["failed"] and refused["changed"] and "(put back: web1)" in refused["msg"], run.output
+    assert admin(lb, "be_app", "web1")[0] == 0 and admin(lb, "be_app", "web3")[0] == 0 == admin(lb, "be_app", "web4")[0]
+
+
 def test_maint_ready_round_trip_check_apply_apply_check(lb, tmp_path):
     args = {"backend": "be_app", "servers": ["web2"], "state": "maint"}
     before = lb_fingerprint(lb)

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from ansible_collections.sre.ops.plugins.module_utils import _haproxy as hx
-from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._lock import LockTimeout, PathLock
 
 from ...utils.haproxy import api as raw_api, running_haproxy, weights
@@ -213,6 +213,60 @@ def test_min_ready_allows_changes_that_do_not_reduce_readiness():
     api = FakeAPI(state=state)
     result = manager(api, servers=["web1"], state="ready", min_ready="3").run()
     assert result["ready_after"] == 3 and api.sent == ["set server be_app/web1 state ready"]
+
+
+def test_put_back_goes_back_first_and_counts_for_min_ready():
+    # the rolling handover: web1 (drained by the wave before) back in, then web2 out, in one locked step
+    api = FakeAPI(state=edit_state(STATE, "web1", admin=8))
+    result = manager(api, servers=["web2"], state="drain", min_ready="3", put_back=["web1"]).run()
+    assert api.sent == ["set server be_app/web1 state ready", "set server be_app/web2 state drain"]
+    assert (result["ready_before"], result["ready_after"]) == (3, 3) and result["changed"]
+    assert result["put_back"] == [{"server": "web1", "before": {"state": "drain", "weight": 100}, "after": {"state": "ready", "weight": 100},
+                                   "changed": True}]
+    assert result["diff"]["after"] == {"web1": {"state": "ready", "weight": 100}, "web2": {"state": "drain", "weight": 100}}
+    assert [c["server"] for c in result["servers"]] == ["web2"], "only the changed servers are waited for"
+
+
+def test_put_back_restores_the_initial_weight_and_predicts_the_same_in_check_mode():
+    state = edit_state(STATE, "web1", admin=1, weight=0)
+    api = FakeAPI(state=state)
+    predicted = manager(api, servers=["web2"], state="drain", min_ready="3", put_back=["web1"], check_mode=True).run()
+    assert api.sent == []
+    applied = manager(FakeAPI(state=state), servers=["web2"], state="drain", min_ready="3", put_back=["web1"]).run()
+    assert predicted["diff"] == applied["diff"] and predicted["ready_after"] == applied["ready_after"] == 3
+    assert applied["put_back"][0]["after"] == {"state": "ready", "weight": 100}
+
+
+def test_put_back_of_servers_already_in_changes_nothing_for_them():
+    api = FakeAPI(state=edit_state(STATE, "web2", admin=8))
+    result = manager(api, servers=["web2"], state="drain", put_back=["web1"]).run()
+    assert not result["changed"] and api.sent == [] and result["put_back"][0]["changed"] is False
+
+
+def test_refused_change_still_puts_back_and_says_so():
+    # web1 and web2 out; putting web1 back and taking web3 and web4 out would leave 2 of 4 for min_ready 3
+    state = edit_state(edit_state(STATE, "web1", admin=8), "web2", admin=8)
+    api = FakeAPI(state=state)
+    with pytest.raises(hx.HAProxyError, match=r"refusing: web3, web4 out of service .* nothing else was changed \(put back: web1\)") as failure:
+        manager(api, servers=["web3", "web4"], state="drain", min_ready="3", put_back=["web1"]).run()
+    assert api.sent == ["set server be_app/web1 state ready"]
+    assert failure.value.details["changed"] is True
+    check = FakeAPI(state=state)
+    with pytest.raises(hx.HAProxyError, match="; nothing was changed$"):
+        manager(check, servers=["web3", "web4"], state="drain", min_ready="3", put_back=["web1"], check_mode=True).run()
+    assert check.sent == []
+
+
+@pytest.mark.parametrize("servers, put_back, message", [
+    (["web1"], ["web1"], r"put_back and servers both name web1: a server is either put back or changed$"),
+    (None, ["web1"], r"both name web1: .*servers omitted means every server"),
+    (["web2"], ["web9"], r"put_back: backend be_app has no server web9 \(it has web1, web2, web3, web4\)"),
+])
+def test_put_back_refuses_unknown_or_overlapping_servers_before_sending_anything(servers, put_back, message):
+    api = FakeAPI()
+    with pytest.raises(SreOpsError, match=message):
+        hx.ServerManager(api, "be_app", servers, "drain", None, put_back=put_back).run()
+    assert api.sent == []
 
 
 def test_down_servers_do_not_count_as_ready():
