@@ -429,11 +429,6 @@ class ServerManager:
         unknown = [n for n in names if n not in servers]
         if unknown:
             raise HAProxyError(f"backend {self.backend} has no server {', '.join(unknown)} (it has {', '.join(sorted(servers))})")
-        share = None
-        if self.share is not None:
-            # The other servers that take traffic now (backups only do when every active server is down).
-            others = [s for n, s in servers.items() if n not in names and s["serving"] and not s["backup"]]
-            share = share_weight(self.share, len(names), sum(s["weight"] for s in others), self.backend)
         missing = [n for n in self.put_back if n not in servers]
         if missing:
             raise HAProxyError(f"put_back: backend {self.backend} has no server {', '.join(missing)} (it has {', '.join(sorted(servers))})")
@@ -441,6 +436,14 @@ class ServerManager:
         if both:
             raise InvalidInputError(f"put_back and servers both name {', '.join(both)}: a server is either put back or changed"
                                     + ("" if self.wanted_servers else " (servers omitted means every server of the backend)"))
+        share = None
+        if self.share is not None:
+            # The other servers that take traffic once the change is made (backups only do when every active server is
+            # down): those serving now, and those put back in the same step, at their initial weight.
+            others = [(_initial(s) if n in self.put_back else s["weight"]) for n, s in servers.items()
+                      if n not in names and not s["backup"]
+                      and (serving_after(s, "ready", _initial(s)) if n in self.put_back else s["serving"])]
+            share = share_weight(self.share, len(names), sum(others), self.backend)
         changes = []
         for name in names:
             current = servers[name]

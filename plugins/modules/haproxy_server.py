@@ -72,8 +72,9 @@ options:
     description:
       - The percentage of the backend's traffic the O(servers) get together, from V(0) to below V(100); it sets their
         weight (all the same), computed from the other servers that take traffic now (ready, not DOWN, weight above 0,
-        not backups). With O(share=S), N selected servers and the other serving servers weighing W together, each
-        selected server gets weight S * W / (N * (100 - S)), rounded half up to a whole number from 1 to 256.
+        not backups) or go back in the same step (O(put_back), at their initial weight). With O(share=S), N selected
+        servers and the other serving servers weighing W together, each selected server gets weight
+        S * W / (N * (100 - S)), rounded half up to a whole number from 1 to 256.
       - "Worked example: C(be_app) has web1..web4 at weight 100. O(share=10) for O(servers=[web4]): W = 300, N = 1, weight =
         10 * 300 / (1 * 90) = 33.33, so 33, and web4 gets 33 / 333 = 9.91% of the traffic (RV(share.effective)). Run
         again, it computes 33 again and changes nothing; check mode computes the same."

@@ -369,6 +369,11 @@ def test_share_is_computed_from_the_other_serving_servers_and_is_idempotent():
     # a drained server does not count among the others
     api = FakeAPI(state=edit_state(STATE, "web1", admin=8), stat=edit_stat(STAT, "web1", status="DRAIN"))
     assert manager(api, servers=["web4"], share=10, check_mode=True).run()["share"]["weight"] == 22
+    # ... unless it is put back in the same step: then it counts, at its initial weight
+    api = FakeAPI(state=edit_state(STATE, "web1", admin=8, weight=0), stat=edit_stat(STAT, "web1", status="DRAIN"))
+    result = manager(api, servers=["web4"], share=10, put_back=["web1"]).run()
+    assert result["share"]["others_weight"] == 300 and result["share"]["weight"] == 33
+    assert api.sent[:2] == ["set server be_app/web1 weight 100", "set server be_app/web1 state ready"]
 
 
 def test_servers_back_from_maint_and_drain_count_as_ready_after():
