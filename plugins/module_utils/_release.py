@@ -30,17 +30,12 @@ import tempfile
 import time
 import typing as t
 
-from ansible_collections.sre.ops.plugins.module_utils._archive import (
-    MemberTable,
-    Report,
-    detect_format,
-    sha256_fd,
-    sha256_tree,
-    unpack,
-)
 from ansible_collections.sre.ops.plugins.module_utils._errors import InvalidInputError, SreOpsError
 from ansible_collections.sre.ops.plugins.module_utils._io import fsync_dir, read_json, symlink_atomic, write_json_atomic
 from ansible_collections.sre.ops.plugins.module_utils._lock import LockTimeout, PathLock, describe_holder
+
+if t.TYPE_CHECKING:
+    from ansible_collections.sre.ops.plugins.module_utils._archive import MemberTable, Report
 
 LEDGER = "ledger.json"
 LOCK = ".release.lock"
@@ -477,6 +472,10 @@ class ReleaseManager:
             self.notes.append(f"src {src} is not on the host yet (uploaded by an earlier task in a real run); it was not vetted")
             self._virtual_stage(ledger, release, {"id": release, "source": src, "outcome": "unknown"})
             return True
+        # imported only where an archive is read: a host compiles the module_utils on every module run, and
+        # a rollout's switch and mark steps (every wave) never read one
+        from ansible_collections.sre.ops.plugins.module_utils._archive import detect_format, sha256_fd  # pylint: disable=import-outside-toplevel
+
         fmt = detect_format(src)
         if fmt == "directory":
             if checksum is not None:
@@ -501,6 +500,8 @@ class ReleaseManager:
 
     def _unpack_and_publish(self, ledger: dict[str, t.Any], release: str, src: str, fmt: str, src_fd: int | None,
                             digest: str | None, shared_paths: list[str]) -> bool:
+        from ansible_collections.sre.ops.plugins.module_utils._archive import sha256_tree, unpack  # pylint: disable=import-outside-toplevel
+
         record = {"id": release, "source": src, "source_checksum": None, "staged_at": now(), "outcome": "unknown"}
         self.changes.append(f"stage {release} from {src}")
         if self.check_mode:
