@@ -100,6 +100,11 @@ def read_json(path: str, default: t.Any = None) -> t.Any:
         return default
     except OSError as exc:
         raise SreOpsError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse_json(raw, path)
+
+
+def parse_json(raw: bytes, path: str) -> t.Any:
+    """The JSON document in raw, read from path (named in the error if it is not valid JSON)."""
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

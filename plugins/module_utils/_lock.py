@@ -37,6 +37,9 @@ class LockTimeout(SreOpsError):
         self.holder = holder
 
 
+HOLDER_MAX = 65536  # bytes of a lock file read for the holder's record
+
+
 def _utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -45,11 +48,16 @@ def read_holder(path: str) -> dict[str, t.Any] | None:
     """What the last exclusive holder of the lock file recorded, or None (never locked, or released)."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(65536)
+            raw = handle.read(HOLDER_MAX)
     except OSError:
         return None
+    return parse_holder(raw)
+
+
+def parse_holder(raw: bytes) -> dict[str, t.Any] | None:
+    """The holder record in the first HOLDER_MAX bytes of a lock file, or None."""
     try:
-        holder = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        holder = json.loads(raw[:HOLDER_MAX].decode("utf-8")) if raw[:HOLDER_MAX].strip() else None
     except (UnicodeDecodeError, ValueError):
         return None
     return holder if isinstance(holder, dict) else None

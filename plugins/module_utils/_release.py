@@ -216,10 +216,13 @@ class ReleaseManager:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def _readlink_current(self) -> str:
+        return os.readlink(self.current_link)
+
     def current_state(self) -> tuple[str | None, str, str | None]:
         """(release id or None, status, raw link target). status: absent, release, dangling, outside, not_a_symlink."""
         try:
-            target = os.readlink(self.current_link)
+            target = self._readlink_current()
         except FileNotFoundError:
             return None, "absent", None
         except OSError:
@@ -238,8 +241,11 @@ class ReleaseManager:
             raise ReleaseError(f"{self.current_link} exists but is not a symlink; refusing to manage it")
         return release
 
+    def _ledger_document(self) -> t.Any:
+        return read_json(self.ledger_path, default=None)
+
     def _read_ledger(self) -> dict[str, t.Any]:
-        ledger = read_json(self.ledger_path, default=None)
+        ledger = self._ledger_document()
         if ledger is None:
             return empty_ledger()
         if not isinstance(ledger, dict) or ledger.get("version") != LEDGER_VERSION or not isinstance(ledger.get("releases"), dict):
@@ -298,11 +304,7 @@ class ReleaseManager:
         on_disk = self.releases_on_disk()
         for rid, record in ledger["releases"].items():
             record["on_disk"] = rid in on_disk
-        try:
-            with PathLock(self.lock_path, 0, shared=True, create=False):
-                locked_by = None
-        except LockTimeout as exc:
-            locked_by = exc.holder or {}
+        locked_by = self._lock_holder()
         return {
             "path": self.path,
             "current": current,
@@ -317,6 +319,14 @@ class ReleaseManager:
             "locked_by": locked_by,
             "ledger": ledger,
         }
+
+    def _lock_holder(self) -> dict[str, t.Any] | None:
+        """What the exclusive holder of the lock recorded ({} if nothing), or None when nobody holds it (never waits)."""
+        try:
+            with PathLock(self.lock_path, 0, shared=True, create=False):
+                return None
+        except LockTimeout as exc:
+            return exc.holder or {}
 
     @staticmethod
     def _by_age(ledger: dict[str, t.Any], ids: t.Iterable[str]) -> list[str]:

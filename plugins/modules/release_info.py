@@ -15,6 +15,13 @@ description:
     that does not exist yet gives empty results.
   - A C(current) that points at no release (dangling, or outside C(releases/)) is reported as such (RV(current_status)),
     never as a release.
+  - An action plugin reads O(path) with one POSIX shell command over the connection (C(readlink), C(flock), C(cat),
+    C(dd)) and works out the result on the controller with this module's own code, so a read starts no Python on the
+    host (a rollout reads every host before it plans). Where that command cannot read O(path) as this module would
+    (it is not a directory, a file cannot be read, the lock file is a symlink, the host has no C(readlink) or
+    C(flock)), for a O(path) the host must expand (C(~), variables), and with C(async), the module runs on the host.
+    Only a module run adds the attributes of O(path) itself (C(owner), C(mode), ...) that every module result with a
+    C(path) gets; they are not part of what this module returns.
 author:
   - sre.ops developers (@sre-ops)
 extends_documentation_fragment:

@@ -198,6 +198,19 @@ def fresh_root_with_v1(fleet, host, tmp_path):
     assert results[host]["current"] == "v1", results
 
 
+def release_info_both_ways(fleet, host, tmp_path, name, *flags):
+    """release_info read by the action plugin's shell snapshot (a plain path) and by the module on the host
+    (a path with ~ must be expanded there): both results. -vvv shows which ran (the command, or the module file)."""
+    run, fast = run_module(fleet, host, "sre.ops.release_info", {"path": ROOT}, "-vvv", *flags, tmp_dir=str(tmp_path / f"{name}-snapshot"))
+    assert "sre.ops release snapshot" in run.output and "modules/release_info.py" not in run.output, run.output
+    run, slow = run_module(fleet, host, "sre.ops.release_info", {"path": f"~root/../..{ROOT}"}, "-vvv", *flags,
+                           tmp_dir=str(tmp_path / f"{name}-module"))
+    assert "modules/release_info.py" in run.output, run.output
+    # what AnsibleModule adds to any result with a path (the root's owner, mode, ...), not part of release_info's return
+    path_info = {"uid", "gid", "owner", "group", "mode", "state", "size", "secontext"}
+    return fast[host], {key: value for key, value in slow[host].items() if key not in path_info}
+
+
 HOLD_LOCK = """
 import fcntl, json, os, socket, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
@@ -216,8 +229,8 @@ def test_a_held_lock_makes_runs_wait_then_fail_naming_the_holder_and_dies_with_i
                                f"for i in $(seq 300); do [ -s {lock} ] && break; sleep 0.1; done; cat {lock}")
     holder = json.loads(started.stdout)
     try:
-        _run, info = run_module(fleet, host, "sre.ops.release_info", {"path": ROOT}, tmp_dir=str(tmp_path / "info"))
-        assert info[host]["locked_by"]["pid"] == holder["pid"]
+        fast, slow = release_info_both_ways(fleet, host, tmp_path, "info")
+        assert fast == slow and fast["locked_by"]["pid"] == holder["pid"]
         for flags in ((), ("--check",)):
             _run, results = run_module(fleet, host, "sre.ops.release", {"path": ROOT, "state": "good", "lock_timeout": 1}, *flags,
                                        tmp_dir=str(tmp_path / f"wait{flags}"))
@@ -250,9 +263,12 @@ def test_two_runs_at_once_end_as_one_after_the_other_and_release_info_reports_a_
     assert results["mark"]["release"] == ("v1" if outcomes["v1"] == "good" else "v2")
     assert ssh(fleet, host, f"cat {ROOT}/current/VERSION; ls -A {ROOT}/releases").stdout == "v2\nv1\nv2\n"
 
-    ssh(fleet, host, f"ln -sfn releases/v9 {ROOT}/current")
-    _run, info = run_module(fleet, host, "sre.ops.release_info", {"path": ROOT}, "--check", tmp_dir=str(tmp_path / "info"))
-    assert (info[host]["current"], info[host]["current_status"], info[host]["current_path"]) == (None, "dangling", None)
+    fast, slow = release_info_both_ways(fleet, host, tmp_path, "info")
+    assert fast == slow and (fast["current"], fast["last_good"], fast["locked_by"]) == ("v2", results["mark"]["release"], None)
+    ssh(fleet, host, f"ln -sfn releases/v9 {ROOT}/current; mkdir {ROOT}/releases/.staging-v3-x1")
+    fast, slow = release_info_both_ways(fleet, host, tmp_path, "dangling", "--check")
+    assert fast == slow and (fast["current"], fast["current_status"], fast["current_path"]) == (None, "dangling", None)
+    assert fast["leftovers"] == [".staging-v3-x1"] and fast["to_reconcile"]
 
 
 def test_demo_releases_deploy_and_serve_through_the_load_balancer(uploaded, tmp_path):
