@@ -31,13 +31,23 @@ LEFTOVER_PREFIXES = (".staging-", ".trash-")
 
 # $p the root, $n the nonce. Every test mirrors what ReleaseManager does with the same path (see its methods):
 # [ -d ] follows symlinks as os.listdir does; "is a release directory" is lstat's S_ISDIR ([ -d ] and not [ -L ]);
-# the lock is tried on a descriptor the shell opens read-only, as the module's probe does (flock FILE would create it).
+# the lock is tried on a descriptor the shell opens read-only, as the module's probe does (flock FILE would create it),
+# and a descriptor it cannot open leaves rc at 2 (bash gives 1, flock's "held", for a failed redirection);
+# a root that does not exist is absent only when its nearest existing ancestor is a directory we may search:
+# otherwise (a directory we may not search, a file, a symlink loop or a dangling one on the way) the module fails
+# to read it (or tells why), so it must be the one to say so.
 _SCRIPT = r"""
 LC_ALL=C; export LC_ALL
 f() { printf '\n%s %s\n' "$n" "$1"; }
 printf '%s\n' "$v"
 command -v readlink >/dev/null 2>&1 && command -v flock >/dev/null 2>&1 || { f fallback; exit 0; }
-if [ -e "$p" ] && { [ ! -d "$p" ] || [ ! -r "$p" ] || [ ! -x "$p" ]; }; then f fallback; exit 0; fi
+if [ -e "$p" ]; then
+  { [ -d "$p" ] && [ -r "$p" ] && [ -x "$p" ]; } || { f fallback; exit 0; }
+else
+  q=$p
+  while [ "$q" != / ] && [ ! -e "$q" ] && [ ! -L "$q" ]; do q="${q%/*}"; q="${q:-/}"; done
+  { [ -d "$q" ] && [ -x "$q" ]; } || { f fallback; exit 0; }
+fi
 c="$p/current"
 if [ -L "$c" ]; then f current-link; readlink "$c" || { f fallback; exit 0; }
 elif [ -e "$c" ]; then f current-other
@@ -59,7 +69,7 @@ fi
 k="$p/.release.lock"
 if [ -L "$k" ]; then f fallback; exit 0; fi
 if [ -e "$k" ]; then
-  { flock -n -s 9; } 9<"$k" 2>/dev/null; rc=$?
+  rc=2; { flock -n -s 9; rc=$?; } 2>/dev/null 9<"$k"
   if [ "$rc" = 0 ]; then f lock-free
   elif [ "$rc" = 1 ]; then f lock-held; dd if="$k" bs=65536 count=1 2>/dev/null
   else f fallback; exit 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -184,6 +185,49 @@ def test_what_the_snapshot_cannot_read_as_the_module_goes_back_to_the_module(art
                 os.unlink(os.path.join(root, rel.LOCK))
             os.symlink(str(tmp_path / "elsewhere"), os.path.join(root, rel.LOCK))
     assert shell_snapshot(root) is None
+
+
+@pytest.mark.parametrize("parent", ["a file", "a symlink loop"])
+def test_a_root_the_module_fails_to_reach_is_not_taken_for_an_absent_one(root, parent):
+    # the module cannot tell "absent" here (ENOTDIR, ELOOP on its reads): it fails, so the snapshot must not answer
+    above = os.path.dirname(root)
+    if parent == "a file":
+        with open(above, "w", encoding="utf-8") as handle:
+            handle.write("not a directory")
+    else:
+        os.symlink(os.path.basename(above), above)
+    with pytest.raises(SreOpsError):
+        rel.ReleaseManager(root, check_mode=True).info()
+    assert shell_snapshot(root) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to run the shell as nobody")
+def test_a_root_below_a_directory_the_user_may_not_search_is_not_taken_for_an_absent_one(artifacts, root):
+    os.makedirs(root)
+    deployed(root, artifacts)
+    os.chmod(os.path.dirname(root), 0o700)  # the deployed root is there, but nobody cannot see it
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "/bin/sh", "-c", snap.snapshot_command(root, NONCE)],
+                          capture_output=True, check=False, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert snap.parse_snapshot(proc.stdout, NONCE) is None
+
+
+@pytest.mark.parametrize("sh", ["/bin/sh", "/bin/bash", "/bin/dash"])
+def test_a_lock_file_the_shell_cannot_open_is_not_taken_for_a_held_lock(artifacts, root, sh):
+    # bash gives 1 (flock's "held") for a failed redirection; a socket cannot be opened, even by root
+    if not os.path.exists(sh):
+        pytest.skip(f"{sh} is not installed")
+    os.makedirs(root)
+    deployed(root, artifacts)
+    lock = os.path.join(root, rel.LOCK)
+    if os.path.lexists(lock):
+        os.unlink(lock)
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(lock)
+        assert shell_snapshot(root, sh) is None
+    finally:
+        server.close()
 
 
 def test_a_host_without_flock_or_readlink_goes_back_to_the_module(artifacts, root, tmp_path):
