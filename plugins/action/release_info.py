@@ -31,6 +31,8 @@ def needs_the_module(path: t.Any) -> bool:
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(ARGUMENT_SPEC)
+    # with async the module runs, wrapped as ansible wraps any module run asynchronously
+    _supports_async = True
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
@@ -39,7 +41,9 @@ class ActionModule(ActionBase):
         path = args["path"]
         info = None if self._task.async_val or needs_the_module(path) else self._read(os.path.normpath(path))
         if info is None:
-            result.update(self._execute_module(module_name="sre.ops.release_info", module_args=dict(self._task.args), task_vars=task_vars))
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            result.update(self._execute_module(module_name="sre.ops.release_info", module_args=dict(self._task.args), task_vars=task_vars,
+                                               wrap_async=wrap_async))
             return result
         result.update(info)
         return result

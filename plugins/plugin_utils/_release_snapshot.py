@@ -121,7 +121,10 @@ def parse_snapshot(raw: bytes, nonce: str) -> Snapshot | None:
         kind, sep, content = field.partition(b"\n")
         if ended or not sep and kind != b"end":
             return None
-        name = content.decode("utf-8", errors="surrogateescape")
+        try:
+            name = content.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # the module's result cannot carry such a name either: it says so
         if kind == b"fallback":
             return None
         if kind == b"current-link":

@@ -77,7 +77,6 @@ def odd_entries(root):
     os.makedirs(os.path.join(releases, ".trash-v0-x"))
     os.makedirs(os.path.join(releases, "not a release"))
     os.makedirs(os.path.join(releases, "new\nline"))
-    os.makedirs(os.fsencode(os.path.join(releases, "latin-")) + b"\xe9")
     with open(os.path.join(releases, "v7"), "w", encoding="utf-8") as handle:
         handle.write("a file named like a release is not one")
     os.symlink("v1", os.path.join(releases, "v8"))  # a link to a release directory is not a release either
@@ -302,3 +301,11 @@ def test_output_through_a_terminal_gives_back_every_byte(artifacts, root):
     through_a_terminal = snap.parse_snapshot(proc.stdout.replace(b"\n", b"\r\n"), NONCE)
     assert plain is not None and through_a_terminal == plain
     assert ".staging-cr\r\nlf\r" in snap.ReleaseSnapshot(root, through_a_terminal).info()["leftovers"]
+
+
+def test_a_name_that_is_not_utf8_goes_back_to_the_module(artifacts, root):
+    """ansible refuses a module result with such a name ("invalid UTF8"): the module run says so, not a snapshot."""
+    os.makedirs(root)
+    deployed(root, artifacts)
+    os.makedirs(os.fsencode(os.path.join(root, "releases", ".staging-latin-")) + b"\xe9")
+    assert shell_snapshot(root) is None
