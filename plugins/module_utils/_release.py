@@ -39,6 +39,8 @@ if t.TYPE_CHECKING:
 
 LEDGER = "ledger.json"
 LOCK = ".release.lock"
+# what a run that was killed while staging or removing a release leaves in releases/
+LEFTOVER_PREFIXES = (".staging-", ".trash-")
 LEDGER_VERSION = 1
 HISTORY_LIMIT = 200
 DEFAULT_LOCK_TIMEOUT = 300
@@ -212,7 +214,7 @@ class ReleaseManager:
 
     def leftovers(self) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(self.releases_dir) if n.startswith((".staging-", ".trash-")))
+            return sorted(n for n in os.listdir(self.releases_dir) if n.startswith(LEFTOVER_PREFIXES))
         except (FileNotFoundError, NotADirectoryError):
             return []
 

@@ -24,10 +24,9 @@ import typing as t
 
 from ansible_collections.sre.ops.plugins.module_utils._io import parse_json
 from ansible_collections.sre.ops.plugins.module_utils._lock import parse_holder
-from ansible_collections.sre.ops.plugins.module_utils._release import LEDGER, LOCK, RELEASE_ID, ReleaseManager
+from ansible_collections.sre.ops.plugins.module_utils._release import LEDGER, LEFTOVER_PREFIXES, LOCK, RELEASE_ID, ReleaseManager
 
 FORMAT = "sre.ops release snapshot 1"
-LEFTOVER_PREFIXES = (".staging-", ".trash-")
 
 # $p the root, $n the nonce. Every test mirrors what ReleaseManager does with the same path (see its methods):
 # [ -d ] follows symlinks as os.listdir does; "is a release directory" is lstat's S_ISDIR ([ -d ] and not [ -L ]);
@@ -121,20 +120,19 @@ def parse_snapshot(raw: bytes, nonce: str) -> Snapshot | None:
         kind, sep, content = field.partition(b"\n")
         if ended or not sep and kind != b"end":
             return None
-        try:
-            name = content.decode("utf-8")
-        except UnicodeDecodeError:
-            return None  # the module's result cannot carry such a name either: it says so
-        if kind == b"fallback":
-            return None
-        if kind == b"current-link":
-            if not name.endswith("\n"):
+        if kind in (b"current-link", b"dir", b"other"):
+            try:
+                name = content.decode("utf-8")
+            except UnicodeDecodeError:
+                return None  # the module's result cannot carry such a name either: it says so
+            if kind != b"current-link":
+                entries.append((name, kind == b"dir"))
+            elif not name.endswith("\n"):
                 return None  # readlink ends its line
-            current, current_is_link = name[:-1], True
+            else:
+                current, current_is_link = name[:-1], True
         elif kind == b"current-other":
             current, current_is_link = "", False
-        elif kind in (b"dir", b"other"):
-            entries.append((name, kind == b"dir"))
         elif kind == b"ledger":
             ledger = content
         elif kind == b"lock-free":
@@ -144,7 +142,7 @@ def parse_snapshot(raw: bytes, nonce: str) -> Snapshot | None:
         elif kind == b"end":
             ended = True
         else:
-            return None
+            return None  # "fallback", or a field this code does not know
     return Snapshot(current, current_is_link, entries, ledger, lock_held, holder) if ended else None
 
 

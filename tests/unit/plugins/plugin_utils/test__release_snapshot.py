@@ -87,6 +87,7 @@ def odd_entries(root):
     "absent root", "empty root", "deployed", "odd entries", "current dangling", "current outside", "current is a directory",
     "current is a file", "interrupted switch", "interrupted staging", "corrupt ledger", "foreign ledger", "lock free",
     "lock held with a record", "lock held without a record", "link name with a newline", "root is a symlink",
+    "ledger not utf-8",
 ])
 def test_the_snapshot_reads_what_the_module_reads(artifacts, root, tmp_path, state):
     holding = None
@@ -125,6 +126,9 @@ def test_the_snapshot_reads_what_the_module_reads(artifacts, root, tmp_path, sta
     elif state == "corrupt ledger":
         with open(os.path.join(root, rel.LEDGER), "w", encoding="utf-8") as handle:
             handle.write('{"version": 1, "releases": {')
+    elif state == "ledger not utf-8":
+        with open(os.path.join(root, rel.LEDGER), "wb") as handle:
+            handle.write(b'{"version": 1, "releases": {}, "note": "\xff"}')
     elif state == "foreign ledger":
         with open(os.path.join(root, rel.LEDGER), "w", encoding="utf-8") as handle:
             handle.write('{"version": 99}\n')
