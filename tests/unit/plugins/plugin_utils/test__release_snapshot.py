@@ -44,6 +44,21 @@ def activate(root, artifacts, version):
     return rel.ReleaseManager(root).activate(version, path, f"sha256:{digest}", [], 5, [])
 
 
+@pytest.fixture(params=["/bin/sh", "/bin/bash", "/bin/dash"])
+def sh(request):
+    """Each POSIX shell a host may run the command with (the ones this machine has)."""
+    if not os.path.exists(request.param):
+        pytest.skip(f"{request.param} is not installed")
+    return request.param
+
+
+def without_lock_file(root):
+    lock = os.path.join(root, rel.LOCK)
+    if os.path.lexists(lock):
+        os.unlink(lock)
+    return lock
+
+
 def shell_snapshot(path, sh="/bin/sh", env=None):
     proc = subprocess.run([sh, "-c", snap.snapshot_command(path, NONCE)], capture_output=True, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -160,10 +175,7 @@ def test_the_snapshot_reads_what_the_module_reads(artifacts, root, tmp_path, sta
         assert module["current"] == "v3" and module["last_good"] == "v1" and module["locked_by"] is None
 
 
-@pytest.mark.parametrize("sh", ["/bin/sh", "/bin/bash", "/bin/dash"])
 def test_every_posix_shell_gives_the_same_snapshot(artifacts, root, sh):
-    if not os.path.exists(sh):
-        pytest.skip(f"{sh} is not installed")
     os.makedirs(root)
     deployed(root, artifacts)
     odd_entries(root)
@@ -184,9 +196,7 @@ def test_what_the_snapshot_cannot_read_as_the_module_goes_back_to_the_module(art
             os.unlink(os.path.join(root, rel.LEDGER))
             os.mkdir(os.path.join(root, rel.LEDGER))
         else:
-            if os.path.lexists(os.path.join(root, rel.LOCK)):
-                os.unlink(os.path.join(root, rel.LOCK))
-            os.symlink(str(tmp_path / "elsewhere"), os.path.join(root, rel.LOCK))
+            os.symlink(str(tmp_path / "elsewhere"), without_lock_file(root))
     assert shell_snapshot(root) is None
 
 
@@ -215,16 +225,11 @@ def test_a_root_below_a_directory_the_user_may_not_search_is_not_taken_for_an_ab
     assert snap.parse_snapshot(proc.stdout, NONCE) is None
 
 
-@pytest.mark.parametrize("sh", ["/bin/sh", "/bin/bash", "/bin/dash"])
 def test_a_lock_file_the_shell_cannot_open_is_not_taken_for_a_held_lock(artifacts, root, sh):
     # bash gives 1 (flock's "held") for a failed redirection; a socket cannot be opened, even by root
-    if not os.path.exists(sh):
-        pytest.skip(f"{sh} is not installed")
     os.makedirs(root)
     deployed(root, artifacts)
-    lock = os.path.join(root, rel.LOCK)
-    if os.path.lexists(lock):
-        os.unlink(lock)
+    lock = without_lock_file(root)
     server = socket.socket(socket.AF_UNIX)
     try:
         server.bind(lock)
